@@ -1,0 +1,66 @@
+package backtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"text/tabwriter"
+	"time"
+)
+
+// WriteText prints the report as an aligned table, one row per estimator
+// and horizon.
+func (r *Report) WriteText(w io.Writer) error {
+	fmt.Fprintf(w, "trace %s: %d samples, step %v, span %v, mean %.2f replicas, q=%.2f\n",
+		r.Trace, r.Samples, r.Step, time.Duration(r.SpanS*1e9).Round(time.Second), r.Mean, r.Q)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "estimator\thorizon\tn\tMAE\tpinball\tvs last\tcoverage\tbelow\texcess\t")
+	for _, x := range r.Results {
+		fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", x.Estimator, x.Horizon, x.N,
+			num(x.MAE, 3), num(x.Pinball, 3), num(x.PinballVsLast, 2), num(x.Coverage, 3), num(x.Below, 3), num(x.MeanExcess, 3))
+	}
+	return tw.Flush()
+}
+
+func num(v float64, prec int) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return fmt.Sprintf("%.*f", prec, v)
+}
+
+// WriteJSON writes the report as indented JSON. NaN (no "last" baseline,
+// no scored prediction) is written as null.
+func (r *Report) WriteJSON(w io.Writer) error {
+	type out struct {
+		Result
+		PinballVsLast *float64 `json:"pinball_vs_last"`
+		MAE           *float64 `json:"mae"`
+		Pinball       *float64 `json:"pinball"`
+		Coverage      *float64 `json:"coverage"`
+		Below         *float64 `json:"below"`
+		MeanExcess    *float64 `json:"mean_excess"`
+	}
+	ptr := func(v float64) *float64 {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil
+		}
+		return &v
+	}
+	type report Report
+	cp := struct {
+		report
+		Results []out `json:"results"`
+	}{report: report(*r)}
+	for _, x := range r.Results {
+		cp.Results = append(cp.Results, out{Result: x, PinballVsLast: ptr(x.PinballVsLast), MAE: ptr(x.MAE),
+			Pinball: ptr(x.Pinball), Coverage: ptr(x.Coverage), Below: ptr(x.Below), MeanExcess: ptr(x.MeanExcess)})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(cp); err != nil {
+		return fmt.Errorf("writing backtest report: %w", err)
+	}
+	return nil
+}

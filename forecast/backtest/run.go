@@ -1,0 +1,215 @@
+package backtest
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/gpu-headroom/gpu-headroom/forecast"
+)
+
+// Candidate names an estimator and builds a fresh one for a run; New gets
+// the run's horizons and quantile so that conformal layers calibrate
+// exactly the horizons being scored.
+type Candidate struct {
+	Name string
+	New  func(horizons []time.Duration, q float64) (forecast.Estimator, error)
+}
+
+// DefaultCandidates are the point estimators, the conformal layer over the
+// reactive baseline (to show what calibration alone buys) and over the
+// combiner (what headroomd runs, see forecast.Forecaster).
+func DefaultCandidates() []Candidate {
+	quantile := func(base func() (forecast.Estimator, error)) func([]time.Duration, float64) (forecast.Estimator, error) {
+		return func(h []time.Duration, q float64) (forecast.Estimator, error) {
+			b, err := base()
+			if err != nil {
+				return nil, err
+			}
+			cfg := forecast.DefaultQuantileConfig()
+			cfg.Horizons, cfg.Q = h, q
+			return forecast.NewQuantile(b, cfg)
+		}
+	}
+	last := func() (forecast.Estimator, error) { return forecast.NewLastValue(), nil }
+	holt := func() (forecast.Estimator, error) { return forecast.NewHolt(forecast.DefaultHoltConfig()) }
+	seasonal := func() (forecast.Estimator, error) { return forecast.NewSeasonal(forecast.DefaultSeasonalConfig()) }
+	combined := func() (forecast.Estimator, error) { return forecast.NewCombined(forecast.DefaultCombinedConfig()) }
+	point := func(f func() (forecast.Estimator, error)) func([]time.Duration, float64) (forecast.Estimator, error) {
+		return func([]time.Duration, float64) (forecast.Estimator, error) { return f() }
+	}
+	return []Candidate{
+		{Name: "last", New: point(last)},
+		{Name: "holt", New: point(holt)},
+		{Name: "seasonal", New: point(seasonal)},
+		{Name: "combined", New: point(combined)},
+		{Name: "q-last", New: quantile(last)},
+		{Name: "q-combined", New: quantile(combined)},
+	}
+}
+
+// Result scores one estimator at one horizon. Values are in replicas.
+type Result struct {
+	Estimator string        `json:"estimator"`
+	Horizon   time.Duration `json:"-"`
+	HorizonS  float64       `json:"horizon_seconds"`
+	// N is the number of scored predictions (those whose horizon ends
+	// inside the trace).
+	N int `json:"n"`
+	// MAE is the mean |prediction - realised peak|.
+	MAE float64 `json:"mae"`
+	// Pinball is the mean pinball (quantile) loss at Q against the peak.
+	Pinball float64 `json:"pinball"`
+	// PinballVsLast is Pinball divided by the "last" estimator's at the
+	// same horizon (NaN when there is no "last" candidate).
+	PinballVsLast float64 `json:"pinball_vs_last"`
+	// Coverage is the share of predictions at or above the realised peak.
+	Coverage float64 `json:"coverage"`
+	// Below is the share of predictions below the realised peak (the
+	// moments a pod would wait for a node): 1 - Coverage.
+	Below float64 `json:"below"`
+	// MeanExcess is the mean of max(0, prediction - peak): the idle
+	// headroom paid for.
+	MeanExcess float64 `json:"mean_excess"`
+}
+
+// Report is the outcome of a Run.
+type Report struct {
+	Trace   string        `json:"trace"`
+	Samples int           `json:"samples"`
+	Step    time.Duration `json:"-"`
+	StepS   float64       `json:"step_seconds"`
+	SpanS   float64       `json:"span_seconds"`
+	Mean    float64       `json:"mean_replicas"`
+	Q       float64       `json:"q"`
+	Results []Result      `json:"results"`
+}
+
+// Run replays the series through a fresh instance of each candidate and
+// scores Predict(t, h) after every Observe(t) against the realised peak in
+// (t, t+h] (see the package doc for the exact window). Horizons are sorted
+// and deduplicated; at most 8.
+func Run(s Series, cands []Candidate, horizons []time.Duration, q float64) (*Report, error) {
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	if !(q > 0 && q < 1) {
+		return nil, fmt.Errorf("backtest: q %v must be in (0, 1)", q)
+	}
+	hs := slices.Clone(horizons)
+	slices.Sort(hs)
+	hs = slices.Compact(hs)
+	if len(hs) == 0 || len(hs) > 8 || hs[0] <= 0 {
+		return nil, fmt.Errorf("backtest: need 1 to 8 positive horizons, got %v", horizons)
+	}
+	peaks := realisedPeaks(s, hs)
+	rep := &Report{
+		Trace: s.Name, Samples: len(s.Samples), Step: s.Step, StepS: s.Step.Seconds(),
+		SpanS: s.Span().Seconds(), Mean: s.Mean(), Q: q,
+	}
+	for _, c := range cands {
+		est, err := c.New(hs, q)
+		if err != nil {
+			return nil, fmt.Errorf("backtest: building %s: %w", c.Name, err)
+		}
+		acc := make([]accum, len(hs))
+		for i, x := range s.Samples {
+			if err := est.Observe(x.At, x.V); err != nil {
+				return nil, fmt.Errorf("backtest: %s observing sample %d: %w", c.Name, i, err)
+			}
+			for j, h := range hs {
+				if y := peaks[j][i]; !math.IsNaN(y) {
+					acc[j].add(est.Predict(x.At, h), y, q)
+				}
+			}
+		}
+		for j, h := range hs {
+			rep.Results = append(rep.Results, acc[j].result(c.Name, h))
+		}
+	}
+	rep.relativeToLast()
+	return rep, nil
+}
+
+// realisedPeaks returns, per horizon, the realised peak for a prediction at
+// each sample, NaN where the horizon runs past the end of the series.
+func realisedPeaks(s Series, hs []time.Duration) [][]float64 {
+	out := make([][]float64, len(hs))
+	for j, h := range hs {
+		out[j] = make([]float64, len(s.Samples))
+		for i, x := range s.Samples {
+			end := x.At.Add(h)
+			peak, done := math.Inf(-1), false
+			for k := i + 1; k < len(s.Samples); k++ {
+				peak = math.Max(peak, s.Samples[k].V)
+				if !s.Samples[k].At.Before(end) {
+					done = true
+					break
+				}
+			}
+			if !done {
+				peak = math.NaN()
+			}
+			out[j][i] = peak
+		}
+	}
+	return out
+}
+
+type accum struct {
+	n                                   int
+	abs, pinball, covered, below, excess float64
+}
+
+func (a *accum) add(pred, y, q float64) {
+	a.n++
+	a.abs += math.Abs(pred - y)
+	if y >= pred {
+		a.pinball += q * (y - pred)
+	} else {
+		a.pinball += (1 - q) * (pred - y)
+	}
+	if pred >= y {
+		a.covered++
+	} else {
+		a.below++
+	}
+	a.excess += math.Max(0, pred-y)
+}
+
+func (a *accum) result(name string, h time.Duration) Result {
+	r := Result{Estimator: name, Horizon: h, HorizonS: h.Seconds(), N: a.n, PinballVsLast: math.NaN()}
+	if a.n == 0 {
+		r.MAE, r.Pinball, r.Coverage, r.Below, r.MeanExcess = math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()
+		return r
+	}
+	n := float64(a.n)
+	r.MAE, r.Pinball, r.Coverage, r.Below, r.MeanExcess = a.abs/n, a.pinball/n, a.covered/n, a.below/n, a.excess/n
+	return r
+}
+
+// relativeToLast fills PinballVsLast from the "last" candidate's results.
+func (r *Report) relativeToLast() {
+	base := map[time.Duration]float64{}
+	for _, x := range r.Results {
+		if x.Estimator == "last" {
+			base[x.Horizon] = x.Pinball
+		}
+	}
+	for i := range r.Results {
+		if b, ok := base[r.Results[i].Horizon]; ok && b > 0 {
+			r.Results[i].PinballVsLast = r.Results[i].Pinball / b
+		}
+	}
+}
+
+// Find returns the result of an estimator at a horizon.
+func (r *Report) Find(estimator string, h time.Duration) (Result, bool) {
+	for _, x := range r.Results {
+		if x.Estimator == estimator && x.Horizon == h {
+			return x, true
+		}
+	}
+	return Result{}, false
+}

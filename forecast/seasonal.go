@@ -1,0 +1,263 @@
+package forecast
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// SeasonalConfig sets the profile of [Seasonal].
+type SeasonalConfig struct {
+	// SlotWidth is the width of a time-of-day slot; it must divide 24h.
+	SlotWidth time.Duration
+	// Weekly adds a day-of-week correction on top of the daily profile.
+	Weekly bool
+	// LevelTau is the time constant of the deseasonalised level. Long enough
+	// not to chase the daily cycle, short enough to follow a busy week.
+	LevelTau time.Duration
+	// DayRate and WeekRate are the weights, in (0, 1], that one full visit of
+	// a slot gives to the newest day (or week); split over the samples that
+	// fall in the slot in proportion to the time they cover.
+	DayRate, WeekRate float64
+	// Warmup is how much history the profile needs before it is trusted;
+	// until then it forecasts a flat level.
+	Warmup time.Duration
+}
+
+// DefaultSeasonalConfig uses half-hour slots and a week-aware profile that
+// is trusted after one day of history.
+func DefaultSeasonalConfig() SeasonalConfig {
+	return SeasonalConfig{
+		SlotWidth: 30 * time.Minute,
+		Weekly:    true,
+		LevelTau:  6 * time.Hour,
+		DayRate:   0.3,
+		WeekRate:  0.3,
+		Warmup:    24 * time.Hour,
+	}
+}
+
+const maxSlotsPerDay = 288 // 5-minute slots: 288 + 7·288 float32 is still < 9 KiB
+
+// Validate rejects configs whose profile would not tile a day or would not fit
+// the state budget.
+func (c SeasonalConfig) Validate() error {
+	day := 24 * time.Hour
+	switch {
+	case c.SlotWidth <= 0 || day%c.SlotWidth != 0:
+		return fmt.Errorf("seasonal: slot width %v must divide 24h", c.SlotWidth)
+	case day/c.SlotWidth > maxSlotsPerDay:
+		return fmt.Errorf("seasonal: slot width %v gives more than %d slots a day", c.SlotWidth, maxSlotsPerDay)
+	case c.LevelTau <= 0:
+		return fmt.Errorf("seasonal: level tau %v must be > 0", c.LevelTau)
+	case !(c.DayRate > 0 && c.DayRate <= 1) || !(c.WeekRate > 0 && c.WeekRate <= 1):
+		return fmt.Errorf("seasonal: rates %v, %v must be in (0, 1]", c.DayRate, c.WeekRate)
+	case c.Warmup < 0:
+		return fmt.Errorf("seasonal: warmup %v must be >= 0", c.Warmup)
+	}
+	return nil
+}
+
+// Seasonal is an additive Holt-Winters model without trend, in log space,
+// with the season indexed by clock time instead of by sample count so that it
+// survives irregular sampling (a bucketed profile as in VPA's histograms).
+//
+// With x = ln(1+y) (log because diurnal swings are multiplicative; 1+ so
+// that zero demand is allowed), the model is
+//
+//	x(t) ≈ ℓ + S(t),   S(t) = D(slot of day) + W(slot of week)
+//
+// where D has 24h/SlotWidth slots and W has 7 times as many. S is linearly
+// interpolated between slot centres. On a sample after Δ seconds
+// (f = min(Δ, SlotWidth)/SlotWidth is the share of a slot visit it covers):
+//
+//	ℓ ← ℓ + (1-e^(-Δ/LevelTau))·(x - S(t) - ℓ)
+//	D ← D + (1-(1-DayRate)^f)·(x - ℓ - S(t))    (split over the two slots by interpolation weight)
+//	W ← W + (1-(1-WeekRate)^f)·(x - ℓ - S(t))   (S recomputed after the D step)
+//
+// The forecast is y(t) = exp(ℓ + S(t)) - 1, and Predict returns its maximum
+// over (at, at+h]: S is piecewise linear, so that maximum lies at an end or
+// at a slot centre, and only those points are evaluated (at most 10).
+type Seasonal struct {
+	cfg     SeasonalConfig
+	slots   int     // slots per day
+	slotSec float64 // slot width in seconds
+	clk     clock
+	firstNs int64
+	level   float64
+	day     []float32
+	week    []float32 // nil when !Weekly
+}
+
+// NewSeasonal returns an empty profile; the config must be valid.
+func NewSeasonal(cfg SeasonalConfig) (*Seasonal, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Seasonal{
+		cfg:     cfg,
+		slots:   int(24 * time.Hour / cfg.SlotWidth),
+		slotSec: cfg.SlotWidth.Seconds(),
+	}
+	s.day = make([]float32, s.slots)
+	if cfg.Weekly {
+		s.week = make([]float32, 7*s.slots)
+	}
+	return s, nil
+}
+
+// pos returns the two week-slots around t and the interpolation weight of
+// the second. Week slots count from the Unix epoch; the labels do not matter
+// because the profile is learned.
+func (s *Seasonal) pos(t time.Time) (i0, i1 int, frac float64) {
+	n := 7 * s.slots
+	weekSec := float64(7 * 24 * 3600)
+	sec := math.Mod(float64(t.Unix())+float64(t.Nanosecond())/1e9, weekSec)
+	if sec < 0 {
+		sec += weekSec
+	}
+	u := sec/s.slotSec - 0.5
+	fl := math.Floor(u)
+	frac = u - fl
+	i0 = (int(fl) + n) % n
+	i1 = (i0 + 1) % n
+	return i0, i1, frac
+}
+
+// index returns S(t).
+func (s *Seasonal) index(t time.Time) float64 {
+	i0, i1, f := s.pos(t)
+	v := (1-f)*float64(s.day[i0%s.slots]) + f*float64(s.day[i1%s.slots])
+	if s.week != nil {
+		v += (1-f)*float64(s.week[i0]) + f*float64(s.week[i1])
+	}
+	return v
+}
+
+// warm reports whether the profile has seen Warmup of history.
+func (s *Seasonal) warm() bool {
+	return s.clk.has && time.Duration(s.clk.lastNs-s.firstNs) >= s.cfg.Warmup
+}
+
+// adjust is the seasonal index to remove from (or add to) a value at t in
+// log space: S(t) once warm, 0 before.
+func (s *Seasonal) adjust(t time.Time) float64 {
+	if !s.warm() {
+		return 0
+	}
+	return s.index(t)
+}
+
+// Observe learns level and profile from the sample.
+func (s *Seasonal) Observe(at time.Time, v float64) error {
+	if err := checkValue(v); err != nil {
+		return err
+	}
+	x := math.Log1p(v)
+	dt, first := s.clk.advance(at)
+	if first {
+		s.firstNs, s.level = at.UnixNano(), x
+		return nil
+	}
+	if s.clk.lastNs < s.firstNs { // clock went back past the first sample
+		s.firstNs = s.clk.lastNs
+	}
+	if dt == 0 {
+		return nil
+	}
+	s.level += -math.Expm1(-dt/s.cfg.LevelTau.Seconds()) * (x - s.index(at) - s.level)
+	f := math.Min(dt, s.slotSec) / s.slotSec
+	i0, i1, w := s.pos(at)
+	e := x - s.level - s.index(at)
+	r := -math.Expm1(f * math.Log1p(-s.cfg.DayRate+1e-12))
+	s.day[i0%s.slots] += float32(r * (1 - w) * e)
+	s.day[i1%s.slots] += float32(r * w * e)
+	if s.week != nil {
+		e = x - s.level - s.index(at)
+		r = -math.Expm1(f * math.Log1p(-s.cfg.WeekRate+1e-12))
+		s.week[i0] += float32(r * (1 - w) * e)
+		s.week[i1] += float32(r * w * e)
+	}
+	return nil
+}
+
+// Predict returns the peak of exp(ℓ + S) - 1 over the horizon.
+func (s *Seasonal) Predict(at time.Time, horizon time.Duration) float64 {
+	if !s.clk.has {
+		return 0
+	}
+	pts := s.points(at, horizon)
+	peak := 0.0
+	for _, t := range pts.t[:pts.n] {
+		peak = math.Max(peak, math.Expm1(s.level+s.adjust(t)))
+	}
+	return clean(peak)
+}
+
+// evalPoints is a fixed-size list so that Predict does not allocate.
+type evalPoints struct {
+	t [10]time.Time
+	n int
+}
+
+// points returns the times at which a forecast built on S must be evaluated
+// to find its maximum over [at, at+h]: both ends and the slot centres in
+// between (thinned to at most 8 for horizons longer than 8 slots).
+func (s *Seasonal) points(at time.Time, h time.Duration) evalPoints {
+	var p evalPoints
+	p.t[0], p.n = at, 1
+	if h <= 0 {
+		return p
+	}
+	end := at.Add(h)
+	if s.warm() {
+		w := s.cfg.SlotWidth
+		first := at.Add(-w / 2).Truncate(w).Add(w + w/2) // first centre after at
+		if !first.After(at) {
+			first = first.Add(w)
+		}
+		n := int(end.Sub(first)/w) + 1
+		stride := 1
+		if n > 8 {
+			stride = (n + 7) / 8
+		}
+		for c := first; c.Before(end) && p.n < 9; c = c.Add(time.Duration(stride) * w) {
+			p.t[p.n] = c
+			p.n++
+		}
+	}
+	p.t[p.n] = end
+	p.n++
+	return p
+}
+
+func (s *Seasonal) encode(e *encoder) {
+	e.clock(s.clk)
+	e.i64(s.firstNs)
+	e.f64(s.level)
+	e.u16(uint16(s.slots))
+	for _, v := range s.day {
+		e.f32(v)
+	}
+	e.boolean(s.week != nil)
+	for _, v := range s.week {
+		e.f32(v)
+	}
+}
+
+func (s *Seasonal) decode(d *decoder) {
+	s.clk = d.clock()
+	s.firstNs = d.i64()
+	s.level = d.nonNeg()
+	d.expect("seasonal slots", int(d.u16()), s.slots)
+	for i := range s.day {
+		s.day[i] = d.f32()
+	}
+	weekly := d.boolean()
+	if d.err == nil && weekly != (s.week != nil) {
+		d.fail(fmt.Errorf("%w: weekly profile is %v, configured %v", errMismatch, weekly, s.week != nil))
+	}
+	for i := range s.week {
+		s.week[i] = d.f32()
+	}
+}
