@@ -47,7 +47,7 @@ func DefaultQuantileConfig() QuantileConfig {
 		PointsPerHorizon: 16,
 		MinScale:         1,
 		ScaleTau:         time.Hour,
-		Gamma:            0.01,
+		Gamma:            0.05,
 		ColdStart:        0.5,
 		MaxGap:           20 * time.Minute,
 	}
@@ -143,7 +143,7 @@ type calib struct {
 
 // openPred is a prediction waiting for its horizon to pass.
 type openPred struct {
-	at               int64
+	at     int64
 	pred   float32 // base point forecast
 	issued float32 // the quantile Predict gave, for ACI's miss count
 	peak   float32 // -1 until a sample arrives

@@ -41,6 +41,29 @@ binname() {
   esac
 }
 
+# copy_data copies the data files the harness needs from the pinned modules
+# themselves (not from a copy in this repo): kwok's Stage files and KEDA's CRDs.
+copy_data() {
+  local m="$1" dir="$2" src
+  case "$m" in
+    etcd-kwok)
+      src="$(cd "$root/tools/cluster/$m" && go list -mod=readonly -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
+      rm -rf "$dir/kwok-stages" && mkdir -p "$dir/kwok-stages"
+      cp "$src/kustomize/stage/node/fast/node-initialize.yaml" \
+         "$src/kustomize/stage/node/heartbeat/node-heartbeat.yaml" \
+         "$src/kustomize/stage/pod/fast/pod-ready.yaml" \
+         "$src/kustomize/stage/pod/fast/pod-complete.yaml" \
+         "$src/kustomize/stage/pod/fast/pod-delete.yaml" "$dir/kwok-stages/"
+      ;;
+    keda)
+      src="$(cd "$root/tools/cluster/$m" && go list -mod=readonly -m -f '{{.Dir}}' github.com/kedacore/keda/v2)"
+      rm -rf "$dir/keda-crds" && mkdir -p "$dir/keda-crds"
+      cp "$src"/config/crd/bases/*.yaml "$dir/keda-crds/"
+      ;;
+  esac
+  chmod -R u+w "$dir"
+}
+
 cmd="${1:-build}"
 case "$cmd" in
   path)
@@ -65,6 +88,7 @@ case "$cmd" in
         mv "$dir/.$name.tmp" "$dir/$name"
         echo "cluster-bins: built $name in $(( $(date +%s) - start ))s"
       done
+      copy_data "$m" "$dir"
     done
     ;;
   *) echo "usage: $0 [build|path]" >&2; exit 2 ;;

@@ -23,7 +23,7 @@ func backtestCommand() command {
 type backtestFlags struct {
 	trace, format, horizons string
 	q, replicaRPS           float64
-	step, span              time.Duration
+	step, span, warmup      time.Duration
 	json                    bool
 }
 
@@ -38,6 +38,7 @@ func runBacktest(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&f.replicaRPS, "replica-rps", 0, "requests/s one replica serves (default 0.25 azure, 20 servegen)")
 	fs.DurationVar(&f.step, "step", 30*time.Second, "sampling step for per-request traces (azure)")
 	fs.DurationVar(&f.span, "span", 0, "replay only the first span of the trace (0: all)")
+	fs.DurationVar(&f.warmup, "warmup", 0, "score warm-* columns only after this much of the trace (0: the longest horizon)")
 	fs.BoolVar(&f.json, "json", false, "write JSON instead of a table")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -54,7 +55,7 @@ func runBacktest(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rep, err := backtest.Run(series, backtest.DefaultCandidates(), hs, f.q)
+	rep, err := backtest.RunWith(series, backtest.DefaultCandidates(), hs, f.q, backtest.Options{Warmup: f.warmup})
 	if err != nil {
 		return err
 	}

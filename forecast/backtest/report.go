@@ -12,13 +12,14 @@ import (
 // WriteText prints the report as an aligned table, one row per estimator
 // and horizon.
 func (r *Report) WriteText(w io.Writer) error {
-	fmt.Fprintf(w, "trace %s: %d samples, step %v, span %v, mean %.2f replicas, q=%.2f\n",
-		r.Trace, r.Samples, r.Step, time.Duration(r.SpanS*1e9).Round(time.Second), r.Mean, r.Q)
+	fmt.Fprintf(w, "trace %s: %d samples, step %v, span %v, mean %.2f replicas, q=%.2f, warm-up %v\n",
+		r.Trace, r.Samples, r.Step, time.Duration(r.SpanS*1e9).Round(time.Second), r.Mean, r.Q, time.Duration(r.WarmupS*1e9))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "estimator\thorizon\tn\tMAE\tpinball\tvs last\tcoverage\tbelow\texcess\t")
+	fmt.Fprintln(tw, "estimator\thorizon\tn\tMAE\tpinball\tvs last\tcoverage\tbelow\texcess\twarm n\twarm cov\t")
 	for _, x := range r.Results {
-		fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", x.Estimator, x.Horizon, x.N,
-			num(x.MAE, 3), num(x.Pinball, 3), num(x.PinballVsLast, 2), num(x.Coverage, 3), num(x.Below, 3), num(x.MeanExcess, 3))
+		fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", x.Estimator, x.Horizon, x.N,
+			num(x.MAE, 3), num(x.Pinball, 3), num(x.PinballVsLast, 2), num(x.Coverage, 3), num(x.Below, 3), num(x.MeanExcess, 3),
+			x.WarmN, num(x.WarmCoverage, 3))
 	}
 	return tw.Flush()
 }
@@ -41,6 +42,8 @@ func (r *Report) WriteJSON(w io.Writer) error {
 		Coverage      *float64 `json:"coverage"`
 		Below         *float64 `json:"below"`
 		MeanExcess    *float64 `json:"mean_excess"`
+		WarmPinball   *float64 `json:"warm_pinball"`
+		WarmCoverage  *float64 `json:"warm_coverage"`
 	}
 	ptr := func(v float64) *float64 {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -55,7 +58,8 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	}{report: report(*r)}
 	for _, x := range r.Results {
 		cp.Results = append(cp.Results, out{Result: x, PinballVsLast: ptr(x.PinballVsLast), MAE: ptr(x.MAE),
-			Pinball: ptr(x.Pinball), Coverage: ptr(x.Coverage), Below: ptr(x.Below), MeanExcess: ptr(x.MeanExcess)})
+			Pinball: ptr(x.Pinball), Coverage: ptr(x.Coverage), Below: ptr(x.Below), MeanExcess: ptr(x.MeanExcess),
+			WarmPinball: ptr(x.WarmPinball), WarmCoverage: ptr(x.WarmCoverage)})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -72,6 +72,13 @@ type Result struct {
 	// MeanExcess is the mean of max(0, prediction - peak): the idle
 	// headroom paid for.
 	MeanExcess float64 `json:"mean_excess"`
+	// WarmN, WarmPinball and WarmCoverage score only the predictions made
+	// after the run's warm-up: what a controller restored from a
+	// checkpoint would see, without the first minutes of a short trace in
+	// which no error has been measured yet.
+	WarmN        int     `json:"warm_n"`
+	WarmPinball  float64 `json:"warm_pinball"`
+	WarmCoverage float64 `json:"warm_coverage"`
 }
 
 // Report is the outcome of a Run.
@@ -83,14 +90,27 @@ type Report struct {
 	SpanS   float64       `json:"span_seconds"`
 	Mean    float64       `json:"mean_replicas"`
 	Q       float64       `json:"q"`
+	WarmupS float64       `json:"warmup_seconds"`
 	Results []Result      `json:"results"`
 }
 
-// Run replays the series through a fresh instance of each candidate and
+// Options tune a run beyond its horizons and quantile.
+type Options struct {
+	// Warmup is how long after the first sample predictions start to count
+	// in the Warm* figures; 0 means the longest horizon.
+	Warmup time.Duration
+}
+
+// Run is RunWith with default options.
+func Run(s Series, cands []Candidate, horizons []time.Duration, q float64) (*Report, error) {
+	return RunWith(s, cands, horizons, q, Options{})
+}
+
+// RunWith replays the series through a fresh instance of each candidate and
 // scores Predict(t, h) after every Observe(t) against the realised peak in
 // (t, t+h] (see the package doc for the exact window). Horizons are sorted
 // and deduplicated; at most 8.
-func Run(s Series, cands []Candidate, horizons []time.Duration, q float64) (*Report, error) {
+func RunWith(s Series, cands []Candidate, horizons []time.Duration, q float64, opt Options) (*Report, error) {
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
@@ -104,9 +124,17 @@ func Run(s Series, cands []Candidate, horizons []time.Duration, q float64) (*Rep
 		return nil, fmt.Errorf("backtest: need 1 to 8 positive horizons, got %v", horizons)
 	}
 	peaks := realisedPeaks(s, hs)
+	warmup := opt.Warmup
+	if warmup <= 0 {
+		warmup = hs[len(hs)-1]
+	}
+	var warmFrom time.Time
+	if len(s.Samples) > 0 {
+		warmFrom = s.Samples[0].At.Add(warmup)
+	}
 	rep := &Report{
 		Trace: s.Name, Samples: len(s.Samples), Step: s.Step, StepS: s.Step.Seconds(),
-		SpanS: s.Span().Seconds(), Mean: s.Mean(), Q: q,
+		SpanS: s.Span().Seconds(), Mean: s.Mean(), Q: q, WarmupS: warmup.Seconds(),
 	}
 	for _, c := range cands {
 		est, err := c.New(hs, q)
@@ -114,18 +142,26 @@ func Run(s Series, cands []Candidate, horizons []time.Duration, q float64) (*Rep
 			return nil, fmt.Errorf("backtest: building %s: %w", c.Name, err)
 		}
 		acc := make([]accum, len(hs))
+		warm := make([]accum, len(hs))
 		for i, x := range s.Samples {
 			if err := est.Observe(x.At, x.V); err != nil {
 				return nil, fmt.Errorf("backtest: %s observing sample %d: %w", c.Name, i, err)
 			}
 			for j, h := range hs {
 				if y := peaks[j][i]; !math.IsNaN(y) {
-					acc[j].add(est.Predict(x.At, h), y, q)
+					p := est.Predict(x.At, h)
+					acc[j].add(p, y, q)
+					if !x.At.Before(warmFrom) {
+						warm[j].add(p, y, q)
+					}
 				}
 			}
 		}
 		for j, h := range hs {
-			rep.Results = append(rep.Results, acc[j].result(c.Name, h))
+			r := acc[j].result(c.Name, h)
+			w := warm[j].result(c.Name, h)
+			r.WarmN, r.WarmPinball, r.WarmCoverage = w.N, w.Pinball, w.Coverage
+			rep.Results = append(rep.Results, r)
 		}
 	}
 	rep.relativeToLast()
@@ -158,7 +194,7 @@ func realisedPeaks(s Series, hs []time.Duration) [][]float64 {
 }
 
 type accum struct {
-	n                                   int
+	n                                    int
 	abs, pinball, covered, below, excess float64
 }
 

@@ -63,7 +63,7 @@ func ReadServeGen(path string, opt ServeGenOptions) (Series, error) {
 	if len(rates) < 2 {
 		return Series{}, fmt.Errorf("reading trace %s: %d windows, need at least 2", path, len(rates))
 	}
-	s := Series{Name: "servegen-" + filepath.Base(path), Step: ServeGenWindow, Samples: make([]Sample, len(rates))}
+	s := Series{Name: filepath.Base(path), Step: ServeGenWindow, Samples: make([]Sample, len(rates))}
 	for i, r := range rates {
 		s.Samples[i] = Sample{At: ServeGenEpoch.Add(time.Duration(i+1) * ServeGenWindow), V: r / opt.ReplicaRPS}
 	}

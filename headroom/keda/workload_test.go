@@ -128,8 +128,11 @@ func TestTranslate(t *testing.T) {
 			},
 		},
 		{
-			name:      "unsupported kind",
-			in:        Inputs{ScaledObject: so(func(s *kedav1alpha1.ScaledObject) { s.Spec.ScaleTargetRef.Kind = "Rollout"; s.Spec.ScaleTargetRef.APIVersion = "argoproj.io/v1alpha1" })},
+			name: "unsupported kind",
+			in: Inputs{ScaledObject: so(func(s *kedav1alpha1.ScaledObject) {
+				s.Spec.ScaleTargetRef.Kind = "Rollout"
+				s.Spec.ScaleTargetRef.APIVersion = "argoproj.io/v1alpha1"
+			})},
 			wantState: StateUnsupported, wantReason: `scale target kind "Rollout" is not supported (Deployment or StatefulSet only)`,
 		},
 		{

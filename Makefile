@@ -1,0 +1,73 @@
+# gpu-headroom: build, test and run a local GPU cluster.
+# Needs Go 1.26 on PATH; everything else is installed or built by these targets.
+
+SHELL := /bin/bash
+GO ?= go
+CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gpu-headroom
+export GPU_HEADROOM_CACHE := $(CACHE)
+BIN := bin
+CLUSTER_DIR ?= .cluster
+E2E_TIMEOUT ?= 45m
+# E2E_FLAGS=-v shows every test as it runs; E2E_FLAGS='-run TestName' picks one.
+E2E_FLAGS ?=
+
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/e2e')
+STATICCHECK := $(CACHE)/lint/staticcheck-v0.8.2
+
+.PHONY: all build unit e2e test bench lint vet staticcheck cluster-bins deps cluster-up cluster-down clean
+
+all: build
+
+## build: compile every command into bin/
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/... ./test/cmd/...
+
+## unit: pure and in-process tests (no cluster)
+unit:
+	$(GO) test -count=1 $(UNIT_PKGS)
+
+## e2e: tests against the real local control plane, KEDA and Redis (needs root)
+e2e: deps cluster-bins
+	HEADROOM_CLUSTER_BINS="$$(hack/cluster-bins.sh path)" $(GO) test -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./test/e2e/...
+
+## test: what CI runs (.ci/run)
+test: unit e2e
+
+## bench: benchmarks (tables are printed by go test -bench)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
+
+## lint: go vet and staticcheck (built from the module proxy)
+lint: vet staticcheck
+vet:
+	$(GO) vet ./...
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
+$(STATICCHECK): tools/lint/go.mod tools/lint/go.sum
+	@mkdir -p $(dir $@)
+	cd tools/lint && $(GO) build -mod=readonly -o $@ honnef.co/go/tools/cmd/staticcheck
+
+## cluster-bins: build the pinned control-plane binaries once per machine into $(CACHE)
+cluster-bins:
+	@hack/cluster-bins.sh build
+
+## deps: Debian packages the local cluster needs (redis-server, iproute2)
+deps:
+	@command -v redis-server >/dev/null && command -v ip >/dev/null || { \
+	  echo "installing redis-server and iproute2 from Debian"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server iproute2 >/dev/null; }
+
+## cluster-up: start a local cluster for a person (3 zones of H100 nodes, KEDA, Redis)
+cluster-up: deps cluster-bins
+	@mkdir -p $(BIN)
+	@$(GO) build -o $(BIN)/localcluster ./test/cmd/localcluster
+	@HEADROOM_CLUSTER_BINS="$$(hack/cluster-bins.sh path)" $(BIN)/localcluster up --dir $(CLUSTER_DIR)
+
+## cluster-down: stop it; no process or network link is left
+cluster-down:
+	@if [ -x $(BIN)/localcluster ]; then $(BIN)/localcluster down --dir $(CLUSTER_DIR); \
+	 else $(GO) run ./test/cmd/localcluster down --dir $(CLUSTER_DIR); fi
+
+clean:
+	rm -rf $(BIN) e2e.out
