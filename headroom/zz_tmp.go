@@ -1,2 +1,0 @@
-package headroom
-type ObservedReplicaSet struct{ Name string; Labels map[string]string; Replicas int32 }
