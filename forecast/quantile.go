@@ -47,7 +47,7 @@ func DefaultQuantileConfig() QuantileConfig {
 		PointsPerHorizon: 16,
 		MinScale:         1,
 		ScaleTau:         time.Hour,
-		Gamma:            0.05,
+		Gamma:            0.01,
 		ColdStart:        0.5,
 		MaxGap:           20 * time.Minute,
 	}
@@ -278,7 +278,16 @@ func (c *calib) addScore(r float32) {
 func (q *Quantile) threshold(c *calib) float64 {
 	n := len(c.sorted)
 	if n >= q.minN {
-		return c.level(1 - c.alphaT)
+		if c.alphaT >= 0 {
+			return c.level(1 - c.alphaT)
+		}
+		// ACI asks for a level above 1: in theory an infinite set, and
+		// ACI's guarantee relies on it never missing. Grow the margin
+		// past the largest score in proportion, so that a run of misses
+		// that the stored scores cannot cover (their scale drifted) is
+		// still corrected rather than capped.
+		top, mid := float64(c.sorted[n-1]), float64(c.sorted[n/2])
+		return top + -c.alphaT*math.Max(top-mid, 0.1)
 	}
 	// Cold start: nothing better than the configured margin, the worst
 	// score seen so far, and what a shorter horizon already knows (the peak

@@ -72,8 +72,14 @@ func (c SeasonalConfig) Validate() error {
 // (f = min(Δ, SlotWidth)/SlotWidth is the share of a slot visit it covers):
 //
 //	ℓ ← ℓ + (1-e^(-Δ/LevelTau))·(x - S(t) - ℓ)
-//	D ← D + (1-(1-DayRate)^f)·(x - ℓ - S(t))    (split over the two slots by interpolation weight)
-//	W ← W + (1-(1-WeekRate)^f)·(x - ℓ - S(t))   (S recomputed after the D step)
+//	D ← D + k_D·(x - ℓ - S(t))    (split over the two slots by interpolation weight)
+//	W ← W + k_W·(x - ℓ - S(t))    (S recomputed after the D step; only once warm)
+//
+// k_W = 1-(1-WeekRate)^f is a plain EWMA weight. k_D is bias corrected:
+// f / (decayed sum of f the slot has received, decaying by (1-DayRate) per
+// visit), a running average over the first visits that becomes an EWMA of
+// rate DayRate. Both profiles are read with their mean removed, so ℓ is the
+// mean log level and the two cannot drift against each other.
 //
 // The forecast is y(t) = exp(ℓ + S(t)) - 1, and Predict returns its maximum
 // over (at, at+h]: S is piecewise linear, so that maximum lies at an end or
@@ -85,8 +91,55 @@ type Seasonal struct {
 	clk     clock
 	firstNs int64
 	level   float64
-	day     []float32
-	week    []float32 // nil when !Weekly
+	day     profile
+	week    profile // empty when !Weekly
+}
+
+// profile is a ring of slot values whose mean is removed when read, so
+// that the level ℓ alone carries the series' mean and the two cannot drift
+// against each other (the usual Holt-Winters renormalisation, in O(1) by
+// keeping the sum).
+type profile struct {
+	v   []float32
+	w   []float32 // decayed visit weight per slot, nil for plain EWMA
+	sum float64   // Σ v
+}
+
+func newProfile(n int, biasCorrected bool) profile {
+	p := profile{v: make([]float32, n)}
+	if biasCorrected {
+		p.w = make([]float32, n)
+	}
+	return p
+}
+
+// at is the interpolated value between slots i0 and i1, mean removed.
+func (p *profile) at(i0, i1 int, f float64) float64 {
+	n := len(p.v)
+	return (1-f)*float64(p.v[i0%n]) + f*float64(p.v[i1%n]) - p.sum/float64(n)
+}
+
+// learn moves slot i toward residual e. a is the share of one slot visit
+// the sample covers and rate the weight a full visit gets. With bias
+// correction the weight is a/(decayed sum of shares): a running average for
+// the first visits, then an EWMA with the given rate, so the first day is
+// learned at once instead of 30% a day.
+func (p *profile) learn(i int, a, rate, e float64) {
+	if a <= 0 {
+		return
+	}
+	i %= len(p.v)
+	var k float64
+	if p.w != nil {
+		w := float64(p.w[i])*math.Pow(1-rate, a) + a
+		p.w[i] = float32(w)
+		k = a / w
+	} else {
+		k = -math.Expm1(a * math.Log1p(-rate+1e-12))
+	}
+	d := float32(k * e)
+	p.v[i] += d
+	p.sum += float64(d)
 }
 
 // NewSeasonal returns an empty profile; the config must be valid.
@@ -99,9 +152,9 @@ func NewSeasonal(cfg SeasonalConfig) (*Seasonal, error) {
 		slots:   int(24 * time.Hour / cfg.SlotWidth),
 		slotSec: cfg.SlotWidth.Seconds(),
 	}
-	s.day = make([]float32, s.slots)
+	s.day = newProfile(s.slots, true)
 	if cfg.Weekly {
-		s.week = make([]float32, 7*s.slots)
+		s.week = newProfile(7*s.slots, false)
 	}
 	return s, nil
 }
@@ -127,9 +180,9 @@ func (s *Seasonal) pos(t time.Time) (i0, i1 int, frac float64) {
 // index returns S(t).
 func (s *Seasonal) index(t time.Time) float64 {
 	i0, i1, f := s.pos(t)
-	v := (1-f)*float64(s.day[i0%s.slots]) + f*float64(s.day[i1%s.slots])
-	if s.week != nil {
-		v += (1-f)*float64(s.week[i0]) + f*float64(s.week[i1])
+	v := s.day.at(i0, i1, f)
+	if s.week.v != nil {
+		v += s.week.at(i0, i1, f)
 	}
 	return v
 }
@@ -169,14 +222,16 @@ func (s *Seasonal) Observe(at time.Time, v float64) error {
 	f := math.Min(dt, s.slotSec) / s.slotSec
 	i0, i1, w := s.pos(at)
 	e := x - s.level - s.index(at)
-	r := -math.Expm1(f * math.Log1p(-s.cfg.DayRate+1e-12))
-	s.day[i0%s.slots] += float32(r * (1 - w) * e)
-	s.day[i1%s.slots] += float32(r * w * e)
-	if s.week != nil {
+	s.day.learn(i0, (1-w)*f, s.cfg.DayRate, e)
+	s.day.learn(i1, w*f, s.cfg.DayRate, e)
+	// The weekly correction starts once the daily profile is trusted, so it
+	// does not absorb the first day's errors (it is visited once a week and
+	// would keep them for weeks), and it is a plain EWMA from zero: one odd
+	// Tuesday moves it by WeekRate, not all the way.
+	if s.week.v != nil && s.warm() {
 		e = x - s.level - s.index(at)
-		r = -math.Expm1(f * math.Log1p(-s.cfg.WeekRate+1e-12))
-		s.week[i0] += float32(r * (1 - w) * e)
-		s.week[i1] += float32(r * w * e)
+		s.week.learn(i0, (1-w)*f, s.cfg.WeekRate, e)
+		s.week.learn(i1, w*f, s.cfg.WeekRate, e)
 	}
 	return nil
 }
@@ -236,11 +291,12 @@ func (s *Seasonal) encode(e *encoder) {
 	e.i64(s.firstNs)
 	e.f64(s.level)
 	e.u16(uint16(s.slots))
-	for _, v := range s.day {
-		e.f32(v)
+	for i := range s.day.v {
+		e.f32(s.day.v[i])
+		e.f32(s.day.w[i])
 	}
-	e.boolean(s.week != nil)
-	for _, v := range s.week {
+	e.boolean(s.week.v != nil)
+	for _, v := range s.week.v {
 		e.f32(v)
 	}
 }
@@ -250,14 +306,19 @@ func (s *Seasonal) decode(d *decoder) {
 	s.firstNs = d.i64()
 	s.level = d.nonNeg()
 	d.expect("seasonal slots", int(d.u16()), s.slots)
-	for i := range s.day {
-		s.day[i] = d.f32()
+	s.day.sum = 0
+	for i := range s.day.v {
+		s.day.v[i] = d.f32()
+		s.day.w[i] = d.f32()
+		s.day.sum += float64(s.day.v[i])
 	}
 	weekly := d.boolean()
-	if d.err == nil && weekly != (s.week != nil) {
-		d.fail(fmt.Errorf("%w: weekly profile is %v, configured %v", errMismatch, weekly, s.week != nil))
+	if d.err == nil && weekly != (s.week.v != nil) {
+		d.fail(fmt.Errorf("%w: weekly profile is %v, configured %v", errMismatch, weekly, s.week.v != nil))
 	}
-	for i := range s.week {
-		s.week[i] = d.f32()
+	s.week.sum = 0
+	for i := range s.week.v {
+		s.week.v[i] = d.f32()
+		s.week.sum += float64(s.week.v[i])
 	}
 }
