@@ -150,8 +150,14 @@ func (pl *planner) addWorkloads(ws []Workload, demand map[string]Demand) {
 	ws = slices.Clone(ws)
 	sort.Slice(ws, func(i, j int) bool { return ws[i].Key() < ws[j].Key() })
 	for _, w := range ws {
-		d, ok := demand[w.Key()]
-		if !ok || d.Replicas <= 0 || !w.HasShape || w.Shape.GPUs <= 0 {
+		if !w.HasShape || w.Shape.GPUs <= 0 {
+			continue
+		}
+		// Register the shape even without demand: zone floors are kept in the
+		// shapes of the covered workloads, including those scaled to zero.
+		g := pl.group(w.Shape, "")
+		d := demand[w.Key()]
+		if d.Replicas <= 0 {
 			continue
 		}
 		pods := int64(d.Replicas)
@@ -163,7 +169,6 @@ func (pl *planner) addWorkloads(ws []Workload, demand map[string]Demand) {
 		if pods <= 0 {
 			continue
 		}
-		g := pl.group(w.Shape, "")
 		g.pods += pods
 		g.reasons = append(g.reasons, reason)
 	}
@@ -256,6 +261,9 @@ func (pl *planner) placeNeed() {
 	sort.Strings(keys)
 	for _, k := range keys {
 		g := pl.groups[k]
+		if g.pods <= 0 {
+			continue
+		}
 		why := strings.Join(g.reasons, "; ")
 		zones, scarce := pl.usableZones(g.shape, g.hash, g.zone)
 		if len(zones) == 0 {
