@@ -69,9 +69,13 @@ func (c *Combined) Predict(at time.Time, horizon time.Duration) float64 {
 	}
 	peak := c.last
 	pts := c.season.points(at, horizon)
+	warm := c.season.warm()
 	for _, t := range pts.t[:pts.n] {
-		base := math.Max(0, c.trend.at(t))
-		peak = math.Max(peak, math.Expm1(math.Log1p(base)+c.season.adjust(t)))
+		y := math.Max(0, c.trend.at(t))
+		if warm {
+			y = (1+y)*math.Exp(c.season.index(t)) - 1 // = exp(ln(1+y) + S(t)) - 1
+		}
+		peak = math.Max(peak, y)
 	}
 	return clean(peak)
 }

@@ -200,7 +200,7 @@ func TestQuantileCoverageNoise(t *testing.T) {
 func TestGap(t *testing.T) {
 	h := mustHolt(t, DefaultHoltConfig())
 	at := feed(t, h, 60, 30*time.Second, func(i int) float64 { return float64(i) }) // steep ramp
-	at = at.Add(3 * time.Hour)                                                   // controller down for 3 hours
+	at = at.Add(3 * time.Hour)                                                      // controller down for 3 hours
 	if err := h.Observe(at, 10); err != nil {
 		t.Fatal(err)
 	}
@@ -272,17 +272,42 @@ func TestConfigValidation(t *testing.T) {
 		{"holt alpha 0", func() error { c := DefaultHoltConfig(); c.Alpha = 0; _, err := NewHolt(c); return err }()},
 		{"holt phi 1.5", func() error { c := DefaultHoltConfig(); c.Phi = 1.5; _, err := NewHolt(c); return err }()},
 		{"holt tau 0", func() error { c := DefaultHoltConfig(); c.Tau = 0; _, err := NewHolt(c); return err }()},
-		{"slot 7m", func() error { c := DefaultSeasonalConfig(); c.SlotWidth = 7 * time.Minute; _, err := NewSeasonal(c); return err }()},
-		{"slot 1m", func() error { c := DefaultSeasonalConfig(); c.SlotWidth = time.Minute; _, err := NewSeasonal(c); return err }()},
-		{"q 1", func() error { c := DefaultQuantileConfig(); c.Q = 1; _, err := NewQuantile(NewLastValue(), c); return err }()},
+		{"slot 7m", func() error {
+			c := DefaultSeasonalConfig()
+			c.SlotWidth = 7 * time.Minute
+			_, err := NewSeasonal(c)
+			return err
+		}()},
+		{"slot 1m", func() error {
+			c := DefaultSeasonalConfig()
+			c.SlotWidth = time.Minute
+			_, err := NewSeasonal(c)
+			return err
+		}()},
+		{"q 1", func() error {
+			c := DefaultQuantileConfig()
+			c.Q = 1
+			_, err := NewQuantile(NewLastValue(), c)
+			return err
+		}()},
 		{"horizons unsorted", func() error {
 			c := DefaultQuantileConfig()
 			c.Horizons = []time.Duration{5 * time.Minute, 3 * time.Minute}
 			_, err := NewQuantile(NewLastValue(), c)
 			return err
 		}()},
-		{"no horizons", func() error { c := DefaultQuantileConfig(); c.Horizons = nil; _, err := NewQuantile(NewLastValue(), c); return err }()},
-		{"min scale 0", func() error { c := DefaultQuantileConfig(); c.MinScale = 0; _, err := NewQuantile(NewLastValue(), c); return err }()},
+		{"no horizons", func() error {
+			c := DefaultQuantileConfig()
+			c.Horizons = nil
+			_, err := NewQuantile(NewLastValue(), c)
+			return err
+		}()},
+		{"min scale 0", func() error {
+			c := DefaultQuantileConfig()
+			c.MinScale = 0
+			_, err := NewQuantile(NewLastValue(), c)
+			return err
+		}()},
 	}
 	for _, b := range bad {
 		if b.err == nil {

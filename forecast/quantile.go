@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -262,7 +261,7 @@ func (c *calib) addScore(r float32) {
 	w := len(c.scores)
 	if c.sN == w {
 		old := c.scores[c.sHead]
-		i := sort.Search(len(c.sorted), func(i int) bool { return c.sorted[i] >= old })
+		i, _ := slices.BinarySearch(c.sorted, old)
 		c.sorted = slices.Delete(c.sorted, i, i+1)
 		c.scores[c.sHead] = r
 		c.sHead = (c.sHead + 1) % w
@@ -270,7 +269,7 @@ func (c *calib) addScore(r float32) {
 		c.scores[(c.sHead+c.sN)%w] = r
 		c.sN++
 	}
-	i := sort.Search(len(c.sorted), func(i int) bool { return c.sorted[i] >= r })
+	i, _ := slices.BinarySearch(c.sorted, r)
 	c.sorted = slices.Insert(c.sorted, i, r)
 }
 
@@ -354,8 +353,12 @@ func (q *Quantile) quantileFor(c *calib, p float64) float64 {
 // PredictDetail is Predict plus the point forecast it starts from and
 // whether the horizon's calibration has enough scores of its own.
 func (q *Quantile) PredictDetail(at time.Time, horizon time.Duration) (quantile, point float64, calibrated bool) {
+	if !q.clk.has {
+		return 0, 0, false
+	}
 	c := q.pick(horizon)
-	return q.Predict(at, horizon), clean(q.base.Predict(at, horizon)), len(c.sorted) >= q.minN
+	p := q.base.Predict(at, horizon)
+	return q.quantileFor(c, p), clean(p), len(c.sorted) >= q.minN
 }
 
 // Coverage returns the measured share of closed predictions whose realised

@@ -88,11 +88,13 @@ type Seasonal struct {
 	cfg     SeasonalConfig
 	slots   int     // slots per day
 	slotSec float64 // slot width in seconds
-	clk     clock
-	firstNs int64
-	level   float64
-	day     profile
-	week    profile // empty when !Weekly
+	// ln(1-rate) for the two profiles, clamped so that a rate of 1 stays finite.
+	lnKeepDay, lnKeepWeek float64
+	clk                   clock
+	firstNs               int64
+	level                 float64
+	day                   profile
+	week                  profile // empty when !Weekly
 }
 
 // profile is a ring of slot values whose mean is removed when read, so
@@ -120,22 +122,23 @@ func (p *profile) at(i0, i1 int, f float64) float64 {
 }
 
 // learn moves slot i toward residual e. a is the share of one slot visit
-// the sample covers and rate the weight a full visit gets. With bias
+// the sample covers; lnKeep = ln(1-rate), where rate is the weight a full
+// visit gets (precomputed: Exp is much cheaper than Pow). With bias
 // correction the weight is a/(decayed sum of shares): a running average for
 // the first visits, then an EWMA with the given rate, so the first day is
 // learned at once instead of 30% a day.
-func (p *profile) learn(i int, a, rate, e float64) {
+func (p *profile) learn(i int, a, lnKeep, e float64) {
 	if a <= 0 {
 		return
 	}
 	i %= len(p.v)
 	var k float64
 	if p.w != nil {
-		w := float64(p.w[i])*math.Pow(1-rate, a) + a
+		w := float64(p.w[i])*math.Exp(a*lnKeep) + a
 		p.w[i] = float32(w)
 		k = a / w
 	} else {
-		k = -math.Expm1(a * math.Log1p(-rate+1e-12))
+		k = -math.Expm1(a * lnKeep)
 	}
 	d := float32(k * e)
 	p.v[i] += d
@@ -148,9 +151,11 @@ func NewSeasonal(cfg SeasonalConfig) (*Seasonal, error) {
 		return nil, err
 	}
 	s := &Seasonal{
-		cfg:     cfg,
-		slots:   int(24 * time.Hour / cfg.SlotWidth),
-		slotSec: cfg.SlotWidth.Seconds(),
+		cfg:        cfg,
+		slots:      int(24 * time.Hour / cfg.SlotWidth),
+		slotSec:    cfg.SlotWidth.Seconds(),
+		lnKeepDay:  math.Log(math.Max(1-cfg.DayRate, 1e-12)),
+		lnKeepWeek: math.Log(math.Max(1-cfg.WeekRate, 1e-12)),
 	}
 	s.day = newProfile(s.slots, true)
 	if cfg.Weekly {
@@ -163,13 +168,13 @@ func NewSeasonal(cfg SeasonalConfig) (*Seasonal, error) {
 // the second. Week slots count from the Unix epoch; the labels do not matter
 // because the profile is learned.
 func (s *Seasonal) pos(t time.Time) (i0, i1 int, frac float64) {
+	const weekNs = int64(7 * 24 * time.Hour)
 	n := 7 * s.slots
-	weekSec := float64(7 * 24 * 3600)
-	sec := math.Mod(float64(t.Unix())+float64(t.Nanosecond())/1e9, weekSec)
-	if sec < 0 {
-		sec += weekSec
+	r := t.UnixNano() % weekNs // integer modulo: math.Mod is ten times slower
+	if r < 0 {
+		r += weekNs
 	}
-	u := sec/s.slotSec - 0.5
+	u := float64(r)/(s.slotSec*1e9) - 0.5
 	fl := math.Floor(u)
 	frac = u - fl
 	i0 = (int(fl) + n) % n
@@ -222,16 +227,16 @@ func (s *Seasonal) Observe(at time.Time, v float64) error {
 	f := math.Min(dt, s.slotSec) / s.slotSec
 	i0, i1, w := s.pos(at)
 	e := x - s.level - s.index(at)
-	s.day.learn(i0, (1-w)*f, s.cfg.DayRate, e)
-	s.day.learn(i1, w*f, s.cfg.DayRate, e)
+	s.day.learn(i0, (1-w)*f, s.lnKeepDay, e)
+	s.day.learn(i1, w*f, s.lnKeepDay, e)
 	// The weekly correction starts once the daily profile is trusted, so it
 	// does not absorb the first day's errors (it is visited once a week and
 	// would keep them for weeks), and it is a plain EWMA from zero: one odd
 	// Tuesday moves it by WeekRate, not all the way.
 	if s.week.v != nil && s.warm() {
 		e = x - s.level - s.index(at)
-		s.week.learn(i0, (1-w)*f, s.cfg.WeekRate, e)
-		s.week.learn(i1, w*f, s.cfg.WeekRate, e)
+		s.week.learn(i0, (1-w)*f, s.lnKeepWeek, e)
+		s.week.learn(i1, w*f, s.lnKeepWeek, e)
 	}
 	return nil
 }
@@ -295,10 +300,12 @@ func (s *Seasonal) encode(e *encoder) {
 		e.f32(s.day.v[i])
 		e.f32(s.day.w[i])
 	}
+	e.f64(s.day.sum)
 	e.boolean(s.week.v != nil)
 	for _, v := range s.week.v {
 		e.f32(v)
 	}
+	e.f64(s.week.sum)
 }
 
 func (s *Seasonal) decode(d *decoder) {
@@ -306,19 +313,19 @@ func (s *Seasonal) decode(d *decoder) {
 	s.firstNs = d.i64()
 	s.level = d.nonNeg()
 	d.expect("seasonal slots", int(d.u16()), s.slots)
-	s.day.sum = 0
 	for i := range s.day.v {
 		s.day.v[i] = d.f32()
 		s.day.w[i] = d.f32()
-		s.day.sum += float64(s.day.v[i])
 	}
+	// The running sums are stored, not recomputed: summing in another
+	// order would change the restored forecasts in the last bits.
+	s.day.sum = d.f64()
 	weekly := d.boolean()
 	if d.err == nil && weekly != (s.week.v != nil) {
 		d.fail(fmt.Errorf("%w: weekly profile is %v, configured %v", errMismatch, weekly, s.week.v != nil))
 	}
-	s.week.sum = 0
 	for i := range s.week.v {
 		s.week.v[i] = d.f32()
-		s.week.sum += float64(s.week.v[i])
 	}
+	s.week.sum = d.f64()
 }
