@@ -185,7 +185,9 @@ func TestScheduleActive(t *testing.T) {
 		t.Fatal(err)
 	}
 	paris, _ := time.LoadLocation("Europe/Paris")
-	at := func(loc *time.Location, y int, mo time.Month, d, h, m int) time.Time { return time.Date(y, mo, d, h, m, 0, 0, loc) }
+	at := func(loc *time.Location, y int, mo time.Month, d, h, m int) time.Time {
+		return time.Date(y, mo, d, h, m, 0, 0, loc)
+	}
 	// 2026-06-05 is a Friday.
 	tests := []struct {
 		sched int
@@ -196,8 +198,8 @@ func TestScheduleActive(t *testing.T) {
 		{0, at(paris, 2026, 6, 5, 20, 0), true},
 		{0, at(paris, 2026, 6, 6, 7, 59), true}, // Saturday morning, window started Friday
 		{0, at(paris, 2026, 6, 6, 8, 0), false},
-		{0, at(paris, 2026, 6, 6, 21, 0), false}, // Saturday evening: not a start day
-		{0, at(paris, 2026, 6, 4, 21, 0), false}, // Thursday evening
+		{0, at(paris, 2026, 6, 6, 21, 0), false},    // Saturday evening: not a start day
+		{0, at(paris, 2026, 6, 4, 21, 0), false},    // Thursday evening
 		{0, at(time.UTC, 2026, 6, 5, 18, 30), true}, // 20:30 in Paris (UTC+2)
 		{1, at(time.UTC, 2026, 6, 3, 9, 0), true},
 		{1, at(time.UTC, 2026, 6, 3, 17, 0), false},
