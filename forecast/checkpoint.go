@@ -1,6 +1,7 @@
 package forecast
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -75,9 +76,7 @@ func Marshal(states map[string]*Forecaster) ([]byte, error) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	e := &encoder{b: make([]byte, 0, 4096*len(keys)+16)}
-	e.b = append(e.b, checkpointMagic[:]...)
-	e.u16(CheckpointVersion)
+	e := newEnvelope(checkpointMagic, 4096*len(keys))
 	e.u32(uint32(len(keys)))
 	for _, k := range keys {
 		f := states[k]
@@ -85,34 +84,70 @@ func Marshal(states map[string]*Forecaster) ([]byte, error) {
 			return nil, fmt.Errorf("marshalling forecaster state: workload %q is nil", k)
 		}
 		e.str(k)
-		at := len(e.b)
-		e.u32(0) // length, patched below
-		f.encode(e)
-		n := uint32(len(e.b) - at - 4)
-		e.b[at], e.b[at+1], e.b[at+2], e.b[at+3] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
+		e.sized(f.encode)
 	}
+	return e.seal(), nil
+}
+
+// newEnvelope starts a blob: magic, then the version.
+func newEnvelope(magic [4]byte, size int) *encoder {
+	e := &encoder{b: make([]byte, 0, size+16)}
+	e.b = append(e.b, magic[:]...)
+	e.u16(CheckpointVersion)
+	return e
+}
+
+// sized writes a u32 length followed by what fn encodes, so a reader can
+// bound each entry before decoding it.
+func (e *encoder) sized(fn func(*encoder)) {
+	at := len(e.b)
+	e.u32(0) // patched below
+	fn(e)
+	binary.LittleEndian.PutUint32(e.b[at:], uint32(len(e.b)-at-4))
+}
+
+// seal appends the CRC-32 of everything before it.
+func (e *encoder) seal() []byte {
 	e.u32(crc32.ChecksumIEEE(e.b))
-	return e.b, nil
+	return e.b
+}
+
+// openEnvelope checks magic, checksum and version and returns a decoder
+// positioned after the version.
+func openEnvelope(data []byte, magic [4]byte) (*decoder, error) {
+	if len(data) < len(magic)+2+4 {
+		return nil, &CheckpointError{Kind: ErrCheckpointCorrupt, Err: fmt.Errorf("%d bytes is too short", len(data))}
+	}
+	if [4]byte(data[:4]) != magic {
+		return nil, &CheckpointError{Kind: ErrCheckpointCorrupt, Err: fmt.Errorf("bad magic %q, want %q", data[:4], magic[:])}
+	}
+	body := data[:len(data)-4]
+	if crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(data[len(data)-4:]) {
+		return nil, &CheckpointError{Kind: ErrCheckpointCorrupt, Err: errors.New("checksum mismatch")}
+	}
+	d := &decoder{b: body[4:]}
+	if v := d.u16(); v != CheckpointVersion {
+		return nil, &CheckpointError{Kind: ErrCheckpointVersion, Err: fmt.Errorf("version %d, want %d", v, CheckpointVersion)}
+	}
+	return d, nil
+}
+
+// decodeErr classifies a decoder failure.
+func decodeErr(key string, err error) *CheckpointError {
+	kind := ErrCheckpointCorrupt
+	if errors.Is(err, errMismatch) {
+		kind = ErrCheckpointIncompatible
+	}
+	return &CheckpointError{Kind: kind, Workload: key, Err: err}
 }
 
 // Unmarshal decodes a blob written by Marshal into fresh forecasters built
 // with cfg. Any problem returns a *CheckpointError and no state: a partial
 // restore would mix old and new calibrations silently.
 func Unmarshal(data []byte, cfg Config) (map[string]*Forecaster, error) {
-	if len(data) < len(checkpointMagic)+2+4+4 {
-		return nil, &CheckpointError{Kind: ErrCheckpointCorrupt, Err: fmt.Errorf("%d bytes is too short", len(data))}
-	}
-	if [4]byte(data[:4]) != checkpointMagic {
-		return nil, &CheckpointError{Kind: ErrCheckpointCorrupt, Err: errors.New("bad magic")}
-	}
-	body, sum := data[:len(data)-4], data[len(data)-4:]
-	want := uint32(sum[0]) | uint32(sum[1])<<8 | uint32(sum[2])<<16 | uint32(sum[3])<<24
-	if crc32.ChecksumIEEE(body) != want {
-		return nil, &CheckpointError{Kind: ErrCheckpointCorrupt, Err: errors.New("checksum mismatch")}
-	}
-	d := &decoder{b: body[4:]}
-	if v := d.u16(); v != CheckpointVersion {
-		return nil, &CheckpointError{Kind: ErrCheckpointVersion, Err: fmt.Errorf("version %d, want %d", v, CheckpointVersion)}
+	d, err := openEnvelope(data, checkpointMagic)
+	if err != nil {
+		return nil, err
 	}
 	count := int(d.u32())
 	if count > len(d.b) { // each entry takes at least a byte: reject absurd counts before allocating
@@ -121,8 +156,7 @@ func Unmarshal(data []byte, cfg Config) (map[string]*Forecaster, error) {
 	out := make(map[string]*Forecaster, count)
 	for range count {
 		key := d.str()
-		n := int(d.u32())
-		raw := d.take(n)
+		raw := d.take(int(d.u32()))
 		if d.err != nil {
 			return nil, &CheckpointError{Kind: ErrCheckpointCorrupt, Workload: key, Err: d.err}
 		}
@@ -136,11 +170,7 @@ func Unmarshal(data []byte, cfg Config) (map[string]*Forecaster, error) {
 			fd.fail(fmt.Errorf("%w: %d trailing bytes", errBadField, len(fd.b)))
 		}
 		if fd.err != nil {
-			kind := ErrCheckpointCorrupt
-			if errors.Is(fd.err, errMismatch) {
-				kind = ErrCheckpointIncompatible
-			}
-			return nil, &CheckpointError{Kind: kind, Workload: key, Err: fd.err}
+			return nil, decodeErr(key, fd.err)
 		}
 		if _, dup := out[key]; dup {
 			return nil, &CheckpointError{Kind: ErrCheckpointCorrupt, Workload: key, Err: errors.New("duplicate workload")}

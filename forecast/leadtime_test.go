@@ -101,3 +101,41 @@ func TestLeadTimeConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestLeadTimeCheckpoint(t *testing.T) {
+	l, _ := NewLeadTime(DefaultLeadTimeConfig())
+	pool := NodeKey{"eu-west-1b", "NVIDIA-A100-SXM4-80GB"}
+	for i := range 100 { // more than Capacity: the ring wraps
+		_ = l.ObserveNode(pool, time.Duration(300+i)*time.Second)
+		_ = l.ObservePod("ns/llama", time.Duration(60+i%10)*time.Second)
+	}
+	blob, err := l.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := UnmarshalLeadTime(blob, DefaultLeadTimeConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, srcA := l.Horizon("ns/llama", pool)
+	b, srcB := r.Horizon("ns/llama", pool)
+	if a != b || srcA != srcB || srcA != LeadMeasured {
+		t.Errorf("restored horizon %v (%s), original %v (%s)", b, srcB, a, srcA)
+	}
+	for i := range blob {
+		bad := append([]byte(nil), blob...)
+		bad[i] ^= 1
+		if _, err := UnmarshalLeadTime(bad, DefaultLeadTimeConfig()); !errors.Is(err, ErrCheckpointCorrupt) {
+			t.Fatalf("flipped byte %d: %v, want ErrCheckpointCorrupt", i, err)
+		}
+	}
+	if _, err := UnmarshalLeadTime(blob[:len(blob)/2], DefaultLeadTimeConfig()); !errors.Is(err, ErrCheckpointCorrupt) {
+		t.Errorf("truncated: %v", err)
+	}
+	// The forecaster blob is not a lead-time blob.
+	f, _ := NewForecaster(DefaultConfig())
+	fb, _ := Marshal(map[string]*Forecaster{"w": f})
+	if _, err := UnmarshalLeadTime(fb, DefaultLeadTimeConfig()); !errors.Is(err, ErrCheckpointCorrupt) {
+		t.Errorf("forecaster blob accepted as lead times: %v", err)
+	}
+}

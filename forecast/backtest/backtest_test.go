@@ -270,4 +270,6 @@ type scaled struct {
 	k float64
 }
 
-func (s *scaled) Predict(at time.Time, h time.Duration) float64 { return s.k * s.Estimator.Predict(at, h) }
+func (s *scaled) Predict(at time.Time, h time.Duration) float64 {
+	return s.k * s.Estimator.Predict(at, h)
+}
