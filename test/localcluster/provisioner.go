@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -322,20 +323,37 @@ func (p *Provisioner) scaleUp(ctx context.Context, now time.Time, nodes []*corev
 	// Existing nodes with free room, and nodes still coming up, absorb pods first.
 	var room []*capacity
 	size := map[string]int{}
+	// Nodes created but not GPU-ready yet are counted from their group's template
+	// (the lister may not even have them yet, and their not-ready taint is
+	// temporary), as cluster-autoscaler counts upcoming nodes.
+	for name := range p.created {
+		g := p.group(groupOf(name, p.groups))
+		if g == nil {
+			continue
+		}
+		size[g.Name]++
+		free := g.resources(true)
+		for _, pod := range byNode[name] {
+			for rn, q := range podRequests(pod) {
+				f := free[rn]
+				f.Sub(q)
+				free[rn] = f
+			}
+		}
+		room = append(room, &capacity{group: g, labels: g.nodeObject(name).Labels, taints: g.Taints, free: free})
+	}
 	for _, n := range nodes {
+		if _, coming := p.created[n.Name]; coming {
+			continue
+		}
 		g := p.group(n.Labels[NodeGroupLabel])
 		if g != nil {
 			size[g.Name]++
 		}
-		if n.DeletionTimestamp != nil {
+		if n.DeletionTimestamp != nil || !NodeSchedulable(n) {
 			continue
 		}
 		free := n.Status.Allocatable.DeepCopy()
-		if _, coming := p.created[n.Name]; coming && g != nil {
-			free = g.resources(true)
-		} else if !NodeSchedulable(n) {
-			continue
-		}
 		for _, pod := range byNode[n.Name] {
 			for name, q := range podRequests(pod) {
 				f := free[name]
@@ -475,6 +493,17 @@ func (p *Provisioner) scaleDown(ctx context.Context, now time.Time, nodes []*cor
 		}
 	}
 	return nil
+}
+
+// groupOf finds the group a node name was made for ("<group>-<n>").
+func groupOf(node string, groups []NodeGroup) string {
+	best := ""
+	for _, g := range groups {
+		if strings.HasPrefix(node, g.Name+"-") && len(g.Name) > len(best) {
+			best = g.Name
+		}
+	}
+	return best
 }
 
 func unschedulable(pod *corev1.Pod) bool {
