@@ -135,8 +135,10 @@ func keptByAutoscaler(n Node, threshold float64) bool {
 	return float64(n.Used.TotalGPUs())/float64(alloc) >= threshold
 }
 
-func (pl *planner) group(shape Shape, zone string) *group {
-	hash := shape.Hash()
+func (pl *planner) group(shape Shape, hash, zone string) *group {
+	if hash == "" {
+		hash = shape.Hash()
+	}
 	key := hash + "/" + zone
 	g, ok := pl.groups[key]
 	if !ok {
@@ -155,7 +157,7 @@ func (pl *planner) addWorkloads(ws []Workload, demand map[string]Demand) {
 		}
 		// Register the shape even without demand: zone floors are kept in the
 		// shapes of the covered workloads, including those scaled to zero.
-		g := pl.group(w.Shape, "")
+		g := pl.group(w.Shape, w.ShapeHash, "")
 		d := demand[w.Key()]
 		if d.Replicas <= 0 {
 			continue
@@ -175,18 +177,29 @@ func (pl *planner) addWorkloads(ws []Workload, demand map[string]Demand) {
 }
 
 func (pl *planner) addPending(ps []PendingPods) {
-	ps = slices.Clone(ps)
-	sort.Slice(ps, func(i, j int) bool {
-		if hi, hj := ps[i].Shape.Hash(), ps[j].Shape.Hash(); hi != hj {
-			return hi < hj
-		}
-		return ps[i].Zone < ps[j].Zone
-	})
+	type hashed struct {
+		PendingPods
+		hash string
+	}
+	var hs []hashed
 	for _, p := range ps {
 		if p.Workload != "" || p.Count <= 0 || p.Shape.GPUs <= 0 {
 			continue
 		}
-		g := pl.group(p.Shape, p.Zone)
+		hs = append(hs, hashed{p, p.Shape.Hash()})
+	}
+	sort.SliceStable(hs, func(i, j int) bool {
+		if hs[i].hash != hs[j].hash {
+			return hs[i].hash < hs[j].hash
+		}
+		if hs[i].Zone != hs[j].Zone {
+			return hs[i].Zone < hs[j].Zone
+		}
+		return hs[i].Count < hs[j].Count
+	})
+	for _, h := range hs {
+		p := h.PendingPods
+		g := pl.group(p.Shape, h.hash, p.Zone)
 		g.pods += int64(p.Count)
 		where := "any zone"
 		if p.Zone != "" {

@@ -65,6 +65,9 @@ type Workload struct {
 	// Shape is the GPU shape of the target's pods; valid when HasShape.
 	Shape    nodes.Shape
 	HasShape bool
+	// ShapeHash caches Shape.Hash() (set by Translate; "" when no shape). The
+	// planner computes it when empty, e.g. for hand-built workloads.
+	ShapeHash string
 
 	State State
 	// Reason explains State in one line, for logs, Events and plan reasons.
@@ -219,7 +222,7 @@ func Translate(in Inputs) Workload {
 		}
 		return w.with(StateUnsupported, fmt.Sprintf("%s %s: %v", kind, name, err))
 	}
-	w.Shape, w.HasShape = shape, true
+	w.Shape, w.HasShape, w.ShapeHash = shape, true, shape.Hash()
 
 	hpa := in.HPA
 	if hpa != nil && hpa.Name != w.HPAName {

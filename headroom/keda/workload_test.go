@@ -116,6 +116,9 @@ func TestTranslate(t *testing.T) {
 				if !w.HasDesired || w.DesiredReplicas != 10 || !w.HasMetricReplicas || w.MetricReplicas != 24 || w.ReadyReplicas != 3 {
 					t.Errorf("got desired %d/%v metric %d/%v ready %d", w.DesiredReplicas, w.HasDesired, w.MetricReplicas, w.HasMetricReplicas, w.ReadyReplicas)
 				}
+				if w.ShapeHash != w.Shape.Hash() {
+					t.Errorf("ShapeHash %q, want %q", w.ShapeHash, w.Shape.Hash())
+				}
 				if w.Shape.GPUs != 2 || w.Shape.GPUResource != nodes.ResourceNvidiaGPU || w.Shape.CPUMilli != 8000 {
 					t.Errorf("shape %+v", w.Shape)
 				}
