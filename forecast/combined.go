@@ -55,7 +55,7 @@ func (c *Combined) Observe(at time.Time, v float64) error {
 		return err
 	}
 	_ = c.season.Observe(at, v) // v already validated: cannot fail
-	d := math.Expm1(math.Log1p(v) - c.season.adjust(at))
+	d := math.Expm1(math.Log1p(v) - c.season.adjust(at.UnixNano()))
 	_ = c.trend.Observe(at, math.Max(0, d))
 	c.last = v
 	return nil
@@ -68,10 +68,10 @@ func (c *Combined) Predict(at time.Time, horizon time.Duration) float64 {
 		return 0
 	}
 	peak := c.last
-	pts := c.season.points(at, horizon)
+	pts := c.season.points(at.UnixNano(), int64(horizon))
 	warm := c.season.warm()
 	for _, t := range pts.t[:pts.n] {
-		y := math.Max(0, c.trend.at(t))
+		y := math.Max(0, c.trend.atNs(t))
 		if warm {
 			y = (1+y)*math.Exp(c.season.index(t)) - 1 // = exp(ln(1+y) + S(t)) - 1
 		}

@@ -61,15 +61,6 @@ func (c *clock) advance(at time.Time) (dt float64, first bool) {
 	return float64(d) / 1e9, false
 }
 
-// since returns seconds from the last sample to `at`, never negative.
-func (c *clock) since(at time.Time) float64 {
-	d := at.UnixNano() - c.lastNs
-	if !c.has || d <= 0 {
-		return 0
-	}
-	return float64(d) / 1e9
-}
-
 // clean maps anything that is not a finite non-negative number to 0, the last
 // line of defence that keeps Predict's contract.
 func clean(v float64) float64 {

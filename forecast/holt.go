@@ -68,13 +68,14 @@ func (c HoltConfig) Validate() error {
 // Predict returns max(F(at), F(at+h)): F is monotone in Δ, so the peak of
 // the forecast path over the horizon is at one of its ends.
 type Holt struct {
-	cfg       HoltConfig
-	lnPhi     float64 // ln φ, cached
-	ln1mAlpha float64 // ln(1-α), cached; -Inf when α = 1
-	ln1mBeta  float64
-	clk       clock
-	level     float64
-	trend     float64
+	cfg                 HoltConfig
+	lnPhi               float64 // ln φ, cached
+	lnPhiPerSec, tauSec float64
+	ln1mAlpha           float64 // ln(1-α), cached; -Inf when α = 1
+	ln1mBeta            float64
+	clk                 clock
+	level               float64
+	trend               float64
 }
 
 // NewHolt returns a Holt estimator; the config must be valid.
@@ -83,10 +84,12 @@ func NewHolt(cfg HoltConfig) (*Holt, error) {
 		return nil, err
 	}
 	return &Holt{
-		cfg:       cfg,
-		lnPhi:     math.Log(cfg.Phi),
-		ln1mAlpha: math.Log1p(-cfg.Alpha),
-		ln1mBeta:  math.Log1p(-cfg.Beta),
+		cfg:         cfg,
+		lnPhi:       math.Log(cfg.Phi),
+		lnPhiPerSec: math.Log(cfg.Phi) / cfg.Tau.Seconds(),
+		tauSec:      cfg.Tau.Seconds(),
+		ln1mAlpha:   math.Log1p(-cfg.Alpha),
+		ln1mBeta:    math.Log1p(-cfg.Beta),
 	}, nil
 }
 
@@ -120,13 +123,16 @@ func (h *Holt) mass(dt float64) float64 {
 	if h.cfg.Phi == 1 {
 		return dt
 	}
-	tau := h.cfg.Tau.Seconds()
-	return tau * -math.Expm1(dt/tau*h.lnPhi) / -h.lnPhi
+	return h.tauSec * -math.Expm1(dt*h.lnPhiPerSec) / -h.lnPhi
 }
 
-// at returns F at `t`, not clamped.
-func (h *Holt) at(t time.Time) float64 {
-	return h.level + h.trend*h.mass(h.clk.since(t))
+// atNs returns F at Unix time ns, not clamped.
+func (h *Holt) atNs(ns int64) float64 {
+	d := ns - h.clk.lastNs
+	if d <= 0 {
+		return h.level
+	}
+	return h.level + h.trend*h.mass(float64(d)/1e9)
 }
 
 // Predict returns the larger of the forecast path's two ends.
@@ -134,7 +140,8 @@ func (h *Holt) Predict(at time.Time, horizon time.Duration) float64 {
 	if !h.clk.has {
 		return 0
 	}
-	return clean(math.Max(h.at(at), h.at(at.Add(horizon))))
+	ns := at.UnixNano()
+	return clean(math.Max(h.atNs(ns), h.atNs(ns+int64(horizon))))
 }
 
 func (h *Holt) encode(e *encoder) {

@@ -85,9 +85,10 @@ func (c SeasonalConfig) Validate() error {
 // over (at, at+h]: S is piecewise linear, so that maximum lies at an end or
 // at a slot centre, and only those points are evaluated (at most 10).
 type Seasonal struct {
-	cfg     SeasonalConfig
-	slots   int     // slots per day
-	slotSec float64 // slot width in seconds
+	cfg       SeasonalConfig
+	slots     int     // slots per day
+	slotSec   float64 // slot width in seconds
+	invSlotNs float64 // 1 / slot width in nanoseconds
 	// ln(1-rate) for the two profiles, clamped so that a rate of 1 stays finite.
 	lnKeepDay, lnKeepWeek float64
 	clk                   clock
@@ -105,20 +106,21 @@ type profile struct {
 	v   []float32
 	w   []float32 // decayed visit weight per slot, nil for plain EWMA
 	sum float64   // Σ v
+	inv float64   // 1/len(v)
 }
 
 func newProfile(n int, biasCorrected bool) profile {
-	p := profile{v: make([]float32, n)}
+	p := profile{v: make([]float32, n), inv: 1 / float64(n)}
 	if biasCorrected {
 		p.w = make([]float32, n)
 	}
 	return p
 }
 
-// at is the interpolated value between slots i0 and i1, mean removed.
+// at is the interpolated value between slots i0 and i1 (both in range),
+// mean removed.
 func (p *profile) at(i0, i1 int, f float64) float64 {
-	n := len(p.v)
-	return (1-f)*float64(p.v[i0%n]) + f*float64(p.v[i1%n]) - p.sum/float64(n)
+	return (1-f)*float64(p.v[i0]) + f*float64(p.v[i1]) - p.sum*p.inv
 }
 
 // learn moves slot i toward residual e. a is the share of one slot visit
@@ -131,7 +133,6 @@ func (p *profile) learn(i int, a, lnKeep, e float64) {
 	if a <= 0 {
 		return
 	}
-	i %= len(p.v)
 	var k float64
 	if p.w != nil {
 		w := float64(p.w[i])*math.Exp(a*lnKeep) + a
@@ -154,6 +155,7 @@ func NewSeasonal(cfg SeasonalConfig) (*Seasonal, error) {
 		cfg:        cfg,
 		slots:      int(24 * time.Hour / cfg.SlotWidth),
 		slotSec:    cfg.SlotWidth.Seconds(),
+		invSlotNs:  1 / float64(cfg.SlotWidth),
 		lnKeepDay:  math.Log(math.Max(1-cfg.DayRate, 1e-12)),
 		lnKeepWeek: math.Log(math.Max(1-cfg.WeekRate, 1e-12)),
 	}
@@ -167,25 +169,36 @@ func NewSeasonal(cfg SeasonalConfig) (*Seasonal, error) {
 // pos returns the two week-slots around t and the interpolation weight of
 // the second. Week slots count from the Unix epoch; the labels do not matter
 // because the profile is learned.
-func (s *Seasonal) pos(t time.Time) (i0, i1 int, frac float64) {
+func (s *Seasonal) pos(ns int64) (i0, i1 int, frac float64) {
 	const weekNs = int64(7 * 24 * time.Hour)
 	n := 7 * s.slots
-	r := t.UnixNano() % weekNs // integer modulo: math.Mod is ten times slower
+	r := ns % weekNs // integer modulo: math.Mod is ten times slower
 	if r < 0 {
 		r += weekNs
 	}
-	u := float64(r)/(s.slotSec*1e9) - 0.5
+	u := float64(r)*s.invSlotNs - 0.5
 	fl := math.Floor(u)
 	frac = u - fl
-	i0 = (int(fl) + n) % n
-	i1 = (i0 + 1) % n
+	i0 = int(fl)
+	if i0 < 0 {
+		i0 += n
+	}
+	i1 = i0 + 1
+	if i1 == n {
+		i1 = 0
+	}
 	return i0, i1, frac
 }
 
-// index returns S(t).
-func (s *Seasonal) index(t time.Time) float64 {
-	i0, i1, f := s.pos(t)
-	v := s.day.at(i0, i1, f)
+// index returns S at Unix time ns.
+func (s *Seasonal) index(ns int64) float64 {
+	i0, i1, f := s.pos(ns)
+	d0 := i0 % s.slots
+	d1 := d0 + 1
+	if d1 == s.slots {
+		d1 = 0
+	}
+	v := s.day.at(d0, d1, f)
 	if s.week.v != nil {
 		v += s.week.at(i0, i1, f)
 	}
@@ -199,11 +212,11 @@ func (s *Seasonal) warm() bool {
 
 // adjust is the seasonal index to remove from (or add to) a value at t in
 // log space: S(t) once warm, 0 before.
-func (s *Seasonal) adjust(t time.Time) float64 {
+func (s *Seasonal) adjust(ns int64) float64 {
 	if !s.warm() {
 		return 0
 	}
-	return s.index(t)
+	return s.index(ns)
 }
 
 // Observe learns level and profile from the sample.
@@ -223,18 +236,19 @@ func (s *Seasonal) Observe(at time.Time, v float64) error {
 	if dt == 0 {
 		return nil
 	}
-	s.level += -math.Expm1(-dt/s.cfg.LevelTau.Seconds()) * (x - s.index(at) - s.level)
+	ns := at.UnixNano()
+	s.level += -math.Expm1(-dt/s.cfg.LevelTau.Seconds()) * (x - s.index(ns) - s.level)
 	f := math.Min(dt, s.slotSec) / s.slotSec
-	i0, i1, w := s.pos(at)
-	e := x - s.level - s.index(at)
-	s.day.learn(i0, (1-w)*f, s.lnKeepDay, e)
-	s.day.learn(i1, w*f, s.lnKeepDay, e)
+	i0, i1, w := s.pos(ns)
+	e := x - s.level - s.index(ns)
+	s.day.learn(i0%s.slots, (1-w)*f, s.lnKeepDay, e)
+	s.day.learn(i1%s.slots, w*f, s.lnKeepDay, e)
 	// The weekly correction starts once the daily profile is trusted, so it
 	// does not absorb the first day's errors (it is visited once a week and
 	// would keep them for weeks), and it is a plain EWMA from zero: one odd
 	// Tuesday moves it by WeekRate, not all the way.
 	if s.week.v != nil && s.warm() {
-		e = x - s.level - s.index(at)
+		e = x - s.level - s.index(ns)
 		s.week.learn(i0, (1-w)*f, s.lnKeepWeek, e)
 		s.week.learn(i1, w*f, s.lnKeepWeek, e)
 	}
@@ -246,7 +260,7 @@ func (s *Seasonal) Predict(at time.Time, horizon time.Duration) float64 {
 	if !s.clk.has {
 		return 0
 	}
-	pts := s.points(at, horizon)
+	pts := s.points(at.UnixNano(), int64(horizon))
 	peak := 0.0
 	for _, t := range pts.t[:pts.n] {
 		peak = math.Max(peak, math.Expm1(s.level+s.adjust(t)))
@@ -254,34 +268,34 @@ func (s *Seasonal) Predict(at time.Time, horizon time.Duration) float64 {
 	return clean(peak)
 }
 
-// evalPoints is a fixed-size list so that Predict does not allocate.
+// evalPoints is a fixed-size list of Unix nanosecond times, so that
+// Predict does not allocate.
 type evalPoints struct {
-	t [10]time.Time
+	t [10]int64
 	n int
 }
 
 // points returns the times at which a forecast built on S must be evaluated
 // to find its maximum over [at, at+h]: both ends and the slot centres in
-// between (thinned to at most 8 for horizons longer than 8 slots).
-func (s *Seasonal) points(at time.Time, h time.Duration) evalPoints {
+// between (thinned to at most 8 for horizons longer than 8 slots). Slot
+// centres are at (k+½)·SlotWidth from the Unix epoch, as in pos.
+func (s *Seasonal) points(at, h int64) evalPoints {
 	var p evalPoints
 	p.t[0], p.n = at, 1
 	if h <= 0 {
 		return p
 	}
-	end := at.Add(h)
+	end := at + h
 	if s.warm() {
-		w := s.cfg.SlotWidth
-		first := at.Add(-w / 2).Truncate(w).Add(w + w/2) // first centre after at
-		if !first.After(at) {
-			first = first.Add(w)
-		}
-		n := int(end.Sub(first)/w) + 1
-		stride := 1
+		w := int64(s.cfg.SlotWidth)
+		first := floorDiv(at-w/2, w)*w + w/2 // latest centre <= at
+		first += w
+		n := (end-first)/w + 1
+		stride := int64(1)
 		if n > 8 {
 			stride = (n + 7) / 8
 		}
-		for c := first; c.Before(end) && p.n < 9; c = c.Add(time.Duration(stride) * w) {
+		for c := first; c < end && p.n < 9; c += stride * w {
 			p.t[p.n] = c
 			p.n++
 		}
@@ -289,6 +303,15 @@ func (s *Seasonal) points(at time.Time, h time.Duration) evalPoints {
 	p.t[p.n] = end
 	p.n++
 	return p
+}
+
+// floorDiv is a/b rounded toward minus infinity, for b > 0.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
 }
 
 func (s *Seasonal) encode(e *encoder) {
