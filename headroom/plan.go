@@ -346,17 +346,26 @@ func (pl *planner) placeFloors() {
 			pods[i]++
 			gpus += shapes[i].shape.GPUs
 		}
+		// Claim free capacity shape by shape; if any shape falls short, undo the
+		// claims (shapes compete for the same free GPUs, so checking them one by
+		// one without claiming would count those GPUs twice).
+		saved := make([]nodes.Resources, len(pl.free[z]))
+		for i, fn := range pl.free[z] {
+			saved[i] = fn.avail
+		}
 		covered := true
 		for i, g := range shapes {
-			if pl.fitFree(g.shape, []string{z}, pods[i], false) < pods[i] {
+			if pl.fitFree(g.shape, []string{z}, pods[i], true) < pods[i] {
 				covered = false
 				break
 			}
 		}
-		if covered {
-			for i, g := range shapes {
-				pl.fitFree(g.shape, []string{z}, pods[i], true)
+		if !covered {
+			for i, fn := range pl.free[z] {
+				fn.avail = saved[i]
 			}
+		}
+		if covered {
 			pl.notes = append(pl.notes, fmt.Sprintf("zone %s: floor of %d GPUs covered by free capacity", z, floor))
 			continue
 		}

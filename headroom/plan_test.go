@@ -197,6 +197,13 @@ func TestPlan(t *testing.T) {
 			note:   "zone a: floor of 4 GPUs covered by free capacity",
 		},
 		{
+			name:   "floor not covered when shapes compete for the same free GPUs",
+			snap:   Snapshot{Nodes: []Node{node("a1", "a", 8, 4)}, Workloads: []Workload{workload("w1", shape(1)), workload("w2", shape(2))}},
+			demand: map[string]Demand{},
+			policy: withZones(policy(100), map[string]ZoneLimits{"a": {FloorGPUs: 5, MaxGPUs: 100}}),
+			want:   []string{"a/1:1", "a/2:2"},
+		},
+		{
 			name:   "floor without any shape for the zone is noted",
 			snap:   Snapshot{Nodes: threeZones(), Workloads: []Workload{workload("w", inZone(shape(1), "a"))}},
 			demand: map[string]Demand{},
