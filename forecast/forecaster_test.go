@@ -3,6 +3,7 @@ package forecast
 import (
 	"errors"
 	"math"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -82,5 +83,35 @@ func TestForecasterRejectsBadSignals(t *testing.T) {
 	}
 	if _, err := NewForecaster(Config{}); err == nil {
 		t.Error("NewForecaster accepted a zero config")
+	}
+}
+
+func TestForecasterMemory(t *testing.T) {
+	// In-memory state is allocated up front (fixed-size rings and
+	// profiles), so the heap growth of building forecasters is their size.
+	const n = 200
+	keep := make([]*Forecaster, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range keep {
+		keep[i] = mustForecaster(t)
+	}
+	runtime.ReadMemStats(&after)
+	per := (after.TotalAlloc - before.TotalAlloc) / n
+	t.Logf("in-memory state per workload: %d bytes", per)
+	if per > 16*1024 {
+		t.Errorf("state per workload is %d bytes, budget 16 KiB", per)
+	}
+	// Training does not grow it.
+	f := keep[0]
+	runtime.ReadMemStats(&before)
+	for i := range 2000 {
+		_ = f.Observe(epoch.Add(time.Duration(i)*30*time.Second), Signals{Desired: float64(i % 13)})
+		_ = f.Predict(epoch.Add(time.Duration(i)*30*time.Second), 10*time.Minute)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1024 {
+		t.Errorf("2000 passes allocated %d bytes, want none", grew)
 	}
 }
