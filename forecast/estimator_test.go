@@ -318,3 +318,29 @@ func TestConfigValidation(t *testing.T) {
 		t.Errorf("default config: %v", err)
 	}
 }
+
+func TestSeasonalLearnsDayOfWeek(t *testing.T) {
+	// Weekdays at 20, weekends at 10, for four weeks ending Sunday 23:00.
+	// The level has followed the weekend down by then; only the weekly
+	// correction knows that Monday starts at midnight, so the 3-hour peak
+	// forecast must rise toward 20 (last value says 10).
+	s := mustSeasonal(t)
+	step := 10 * time.Minute
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC) // a Monday
+	end := time.Date(2024, 1, 28, 23, 0, 0, 0, time.UTC) // the fourth Sunday
+	for at := start; !at.After(end); at = at.Add(step) {
+		v := 20.0
+		if wd := at.Weekday(); wd == time.Saturday || wd == time.Sunday {
+			v = 10
+		}
+		if err := s.Observe(at, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.Predict(end, 3*time.Hour); got < 14 {
+		t.Errorf("Sunday 23:00, 3h peak forecast %.1f, want >= 14 (Monday is 20)", got)
+	}
+	if got := s.Predict(end, 30*time.Minute); got > 13 {
+		t.Errorf("Sunday 23:00, 30m peak forecast %.1f, want about 10 (still Sunday)", got)
+	}
+}

@@ -2,6 +2,7 @@ package forecast
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -125,6 +126,7 @@ func NewLeadTime(cfg LeadTimeConfig) (*LeadTime, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg.Overrides = maps.Clone(cfg.Overrides) // the caller's map may change under a reload
 	return &LeadTime{cfg: cfg, nodes: map[NodeKey]*ring{}, pods: map[string]*ring{}}, nil
 }
 
