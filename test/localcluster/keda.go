@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -121,7 +122,7 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 }
 
 // registerExternalMetrics points the external.metrics.k8s.io APIService at the
-// adapter: APIService -> Service without selector -> Endpoints on the veth address.
+// adapter: APIService -> Service without selector -> EndpointSlice on the veth address.
 func (c *Cluster) registerExternalMetrics(ctx context.Context, ip string, port int) error {
 	const svcName = "keda-metrics-apiserver"
 	svc := &corev1.Service{
@@ -133,16 +134,18 @@ func (c *Cluster) registerExternalMetrics(ctx context.Context, ip string, port i
 	if _, err := c.Kube.CoreV1().Services(KEDANamespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating service %s: %w", svcName, err)
 	}
-	//nolint:staticcheck // Endpoints (not EndpointSlices) are what a selectorless Service mirrors from.
-	ep := &corev1.Endpoints{
-		ObjectMeta: metav1.ObjectMeta{Name: svcName, Namespace: KEDANamespace},
-		Subsets: []corev1.EndpointSubset{{
-			Addresses: []corev1.EndpointAddress{{IP: ip}},
-			Ports:     []corev1.EndpointPort{{Name: "https", Port: int32(port), Protocol: corev1.ProtocolTCP}},
+	// The aggregator resolves the Service through EndpointSlices.
+	ready := true
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: svcName, Namespace: KEDANamespace, Labels: map[string]string{
+			discoveryv1.LabelServiceName: svcName, discoveryv1.LabelManagedBy: fieldManager,
 		}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptrTo("https"), Port: ptrTo(int32(port)), Protocol: ptrTo(corev1.ProtocolTCP)}},
 	}
-	if _, err := c.Kube.CoreV1().Endpoints(KEDANamespace).Create(ctx, ep, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating endpoints %s: %w", svcName, err)
+	if _, err := c.Kube.DiscoveryV1().EndpointSlices(KEDANamespace).Create(ctx, slice, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating endpoint slice %s: %w", svcName, err)
 	}
 	apiSvc := map[string]any{
 		"apiVersion": "apiregistration.k8s.io/v1",
@@ -244,3 +247,5 @@ func vethID() (id, ip string) {
 	id = fmt.Sprintf("%02x%02x%02x", b[0], b[1], b[2])
 	return id, fmt.Sprintf("10.250.%d.%d", b[1], (b[2]&0xfc)+1)
 }
+
+func ptrTo[T any](v T) *T { return &v }

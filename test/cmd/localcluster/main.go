@@ -174,7 +174,8 @@ func serve(dir string, opts localcluster.Options) error {
 		Logs: c.LogDir, Pids: c.Pids(), Links: c.LinkNames()}
 	data, _ := json.MarshalIndent(s, "", "  ")
 	tmp := statePath(dir) + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err == nil {
+	err = os.WriteFile(tmp, data, 0o644)
+	if err == nil {
 		err = os.Rename(tmp, statePath(dir))
 	}
 	if err != nil {
