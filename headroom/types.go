@@ -171,3 +171,7 @@ func (d Desired) zoneMax(zone string) int64 { return d.ZoneMaxGPUs[zone] }
 func sortPlaceholders(ps []Placeholder) {
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Key().Less(ps[j].Key()) })
 }
+
+// MarshalText renders the key as "zone/shapehash", so maps keyed by ZoneShape
+// encode as JSON objects (the /debug/plan report, `headroom plan --json`).
+func (k ZoneShape) MarshalText() ([]byte, error) { return []byte(k.Zone + "/" + k.ShapeHash), nil }

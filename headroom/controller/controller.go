@@ -1,0 +1,455 @@
+// Package controller is headroomd's reconcile loop: informers feed one
+// level-triggered pass that builds a Snapshot, plans (headroom.Plan, pure), diffs
+// against the placeholder ReplicaSets that exist and applies the difference
+// through a placeholder backend. State is rebuilt from the cluster on every pass,
+// so a restarted or newly elected controller adopts what exists.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	kedainformers "github.com/kedacore/keda/v2/pkg/generated/informers/externalversions"
+	kedalisters "github.com/kedacore/keda/v2/pkg/generated/listers/keda/v1alpha1"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	autoscalinglisters "k8s.io/client-go/listers/autoscaling/v2"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/gpu-headroom/gpu-headroom/headroom"
+	"github.com/gpu-headroom/gpu-headroom/headroom/keda"
+	"github.com/gpu-headroom/gpu-headroom/headroom/placeholder"
+)
+
+// Options are the controller's settings (flags in cmd/headroomd).
+type Options struct {
+	// Namespace holds the placeholders, the ConfigMap, the Lease and the Events.
+	Namespace string
+	// ConfigMapName is the headroom ConfigMap (key config.yaml) in Namespace.
+	ConfigMapName string
+	// BudgetGPUs is the hard cap on placeholder GPUs; the ConfigMap cannot raise it.
+	BudgetGPUs int64
+	// DryRun computes and exposes the plan and writes nothing.
+	DryRun bool
+	// Resync is the period of the reconcile tick besides informer events.
+	Resync time.Duration
+	// Prepull makes placeholders run the workload's image (see placeholder.Prepull).
+	Prepull bool
+	// MaxActionsPerPass bounds writes per pass (default 50).
+	MaxActionsPerPass int
+}
+
+// Informers are the typed informers the controller reads, built in cmd (or a
+// test) from shared factories.
+type Informers struct {
+	Kube      informers.SharedInformerFactory // cluster-wide
+	Namespace informers.SharedInformerFactory // the controller's namespace only
+	KEDA      kedainformers.SharedInformerFactory
+}
+
+// Controller is the reconcile loop.
+type Controller struct {
+	opts       Options
+	log        *zap.Logger
+	kube       kubernetes.Interface
+	backend    placeholder.Backend
+	recorder   record.EventRecorder
+	metrics    *Metrics
+	forecaster headroom.Forecaster
+	now        func() time.Time
+
+	nodes        corelisters.NodeLister
+	pods         corelisters.PodLister
+	deployments  appslisters.DeploymentLister
+	statefulsets appslisters.StatefulSetLister
+	hpas         autoscalinglisters.HorizontalPodAutoscalerLister
+	replicasets  appslisters.ReplicaSetLister
+	configmaps   corelisters.ConfigMapLister
+	scaledobjs   kedalisters.ScaledObjectLister
+	synced       []cache.InformerSynced
+	queue        workqueue.TypedRateLimitingInterface[string]
+
+	// Kept between passes (only the worker goroutine touches them).
+	goodConfig   *headroom.Config
+	badConfigRV  string
+	lastGood     map[string]headroom.Demand
+	cooldown     headroom.CooldownState
+	seeded       bool
+	scarcity     headroom.ScarcityState
+	warnedZones  string
+	report       *Report
+	reportMu     sync.RWMutex
+	preemptedUID sync.Map
+}
+
+// queueKey is the only key: headroom depends on everything at once.
+const queueKey = "headroom"
+
+// New wires the controller to its informers. backend may be nil in dry-run.
+func New(opts Options, log *zap.Logger, kube kubernetes.Interface, inf Informers, backend placeholder.Backend,
+	recorder record.EventRecorder, metrics *Metrics, forecaster headroom.Forecaster, now func() time.Time) (*Controller, error) {
+	if opts.Namespace == "" || opts.ConfigMapName == "" {
+		return nil, errors.New("controller needs a namespace and a ConfigMap name")
+	}
+	if opts.BudgetGPUs < 0 {
+		return nil, fmt.Errorf("negative GPU budget %d", opts.BudgetGPUs)
+	}
+	if opts.Resync <= 0 {
+		opts.Resync = 30 * time.Second
+	}
+	if opts.MaxActionsPerPass <= 0 {
+		opts.MaxActionsPerPass = 50
+	}
+	if forecaster == nil {
+		forecaster = headroom.ReactiveForecaster{}
+	}
+	if now == nil {
+		now = time.Now
+	}
+	c := &Controller{
+		opts: opts, log: log, kube: kube, backend: backend, recorder: recorder, metrics: metrics,
+		forecaster: forecaster, now: now, lastGood: map[string]headroom.Demand{},
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "headroom"}),
+	}
+	enqueue := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.queue.Add(queueKey) },
+		UpdateFunc: func(any, any) { c.queue.Add(queueKey) },
+		DeleteFunc: func(any) { c.queue.Add(queueKey) },
+	}
+	type informer interface {
+		Informer() cache.SharedIndexInformer
+	}
+	add := func(i informer, h cache.ResourceEventHandler) error {
+		if _, err := i.Informer().AddEventHandler(h); err != nil {
+			return fmt.Errorf("adding event handler: %w", err)
+		}
+		c.synced = append(c.synced, i.Informer().HasSynced)
+		return nil
+	}
+	ni := inf.Kube.Core().V1().Nodes()
+	pi := inf.Kube.Core().V1().Pods()
+	di := inf.Kube.Apps().V1().Deployments()
+	si := inf.Kube.Apps().V1().StatefulSets()
+	hi := inf.Kube.Autoscaling().V2().HorizontalPodAutoscalers()
+	ri := inf.Namespace.Apps().V1().ReplicaSets()
+	ci := inf.Namespace.Core().V1().ConfigMaps()
+	oi := inf.KEDA.Keda().V1alpha1().ScaledObjects()
+	podHandler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.queue.Add(queueKey) },
+		UpdateFunc: func(old, cur any) { c.countPreemption(cur); c.queue.Add(queueKey) },
+		DeleteFunc: func(obj any) { c.countPreemption(obj); c.queue.Add(queueKey) },
+	}
+	for _, x := range []struct {
+		i informer
+		h cache.ResourceEventHandler
+	}{{ni, enqueue}, {pi, podHandler}, {di, enqueue}, {si, enqueue}, {hi, enqueue}, {ri, enqueue}, {ci, enqueue}, {oi, enqueue}} {
+		if err := add(x.i, x.h); err != nil {
+			return nil, err
+		}
+	}
+	c.nodes, c.pods, c.deployments, c.statefulsets = ni.Lister(), pi.Lister(), di.Lister(), si.Lister()
+	c.hpas, c.replicasets, c.configmaps, c.scaledobjs = hi.Lister(), ri.Lister(), ci.Lister(), oi.Lister()
+	return c, nil
+}
+
+// Run processes the queue until ctx ends. Informers must have been started.
+func (c *Controller) Run(ctx context.Context) error {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	c.log.Info("waiting for informer caches")
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return errors.New("informer caches did not sync")
+	}
+	c.log.Info("caches synced; reconciling", zap.Bool("dryRun", c.opts.DryRun), zap.Int64("budgetGPUs", c.opts.BudgetGPUs))
+	c.queue.Add(queueKey)
+	go func() {
+		<-ctx.Done()
+		c.queue.ShutDown()
+	}()
+	wait.UntilWithContext(ctx, func(ctx context.Context) {
+		for c.processNext(ctx) {
+		}
+	}, time.Second)
+	return nil
+}
+
+// Synced reports whether every informer has synced (the readiness probe).
+func (c *Controller) Synced() bool {
+	for _, s := range c.synced {
+		if !s() {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	if err := c.Reconcile(ctx); err != nil {
+		c.log.Error("reconcile failed; retrying with backoff", zap.Error(err))
+		c.queue.AddRateLimited(key)
+		return true
+	}
+	c.queue.Forget(key)
+	c.queue.AddAfter(key, c.opts.Resync)
+	return true
+}
+
+// countPreemption counts a placeholder pod the scheduler preempted, once per pod.
+func (c *Controller) countPreemption(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	p, ok := obj.(*corev1.Pod)
+	if !ok || p.Namespace != c.opts.Namespace || !headroom.IsPlaceholder(p.Labels) {
+		return
+	}
+	for _, cond := range p.Status.Conditions {
+		if cond.Type == corev1.DisruptionTarget && cond.Status == corev1.ConditionTrue && cond.Reason == "PreemptionByScheduler" {
+			if _, seen := c.preemptedUID.LoadOrStore(p.UID, true); !seen {
+				c.metrics.Preemptions.WithLabelValues(p.Labels[headroom.LabelZone]).Inc()
+			}
+			return
+		}
+	}
+}
+
+// config returns the config in force: the ConfigMap's if it parses, else the last
+// good one (a bad edit never drops headroom), else the built-in defaults.
+func (c *Controller) config() headroom.Config {
+	cm, err := c.configmaps.ConfigMaps(c.opts.Namespace).Get(c.opts.ConfigMapName)
+	if apierrors.IsNotFound(err) {
+		c.metrics.ConfigValid.Set(1)
+		if c.goodConfig != nil {
+			return *c.goodConfig
+		}
+		cfg, _ := headroom.ParseConfig(nil)
+		return cfg
+	}
+	if err != nil {
+		c.log.Error("reading headroom ConfigMap", zap.Error(err))
+		c.metrics.ReconcileErrors.WithLabelValues("config").Inc()
+		if c.goodConfig != nil {
+			return *c.goodConfig
+		}
+		cfg, _ := headroom.ParseConfig(nil)
+		return cfg
+	}
+	cfg, perr := headroom.ParseConfig([]byte(cm.Data[headroom.ConfigDataKey]))
+	if perr == nil {
+		c.goodConfig = &cfg
+		c.badConfigRV = ""
+		c.metrics.ConfigValid.Set(1)
+		return cfg
+	}
+	c.metrics.ConfigValid.Set(0)
+	if c.badConfigRV != cm.ResourceVersion {
+		c.badConfigRV = cm.ResourceVersion
+		c.metrics.ConfigErrors.Inc()
+		c.log.Error("rejected headroom ConfigMap; keeping the last good config",
+			zap.String("configmap", c.opts.Namespace+"/"+c.opts.ConfigMapName), zap.String("resourceVersion", cm.ResourceVersion), zap.Error(perr))
+		if c.recorder != nil {
+			c.recorder.Eventf(cm, corev1.EventTypeWarning, "InvalidConfig", "keeping the last good config: %v", perr)
+		}
+	}
+	if c.goodConfig != nil {
+		return *c.goodConfig
+	}
+	def, _ := headroom.ParseConfig(nil)
+	return def
+}
+
+// Reconcile is one pass: snapshot, plan, diff, apply, report.
+func (c *Controller) Reconcile(ctx context.Context) (err error) {
+	start := c.now()
+	defer func() {
+		c.metrics.ReconcileDuration.Observe(time.Since(start).Seconds())
+		if err == nil {
+			c.metrics.LastSuccess.Set(float64(c.now().Unix()))
+		}
+	}()
+	now := start
+	cfg := c.config()
+	policy := headroom.ResolvePolicy(cfg, now, c.opts.BudgetGPUs)
+
+	allNodes, err := c.nodes.List(labels.Everything())
+	if err != nil {
+		c.metrics.ReconcileErrors.WithLabelValues("snapshot").Inc()
+		return fmt.Errorf("listing nodes: %w", err)
+	}
+	allPods, err := c.pods.List(labels.Everything())
+	if err != nil {
+		c.metrics.ReconcileErrors.WithLabelValues("snapshot").Inc()
+		return fmt.Errorf("listing pods: %w", err)
+	}
+	rsSel := labels.SelectorFromSet(labels.Set{headroom.LabelManagedBy: headroom.ManagedByValue, headroom.LabelComponent: headroom.ComponentValue})
+	rss, err := c.replicasets.ReplicaSets(c.opts.Namespace).List(rsSel)
+	if err != nil {
+		c.metrics.ReconcileErrors.WithLabelValues("snapshot").Inc()
+		return fmt.Errorf("listing placeholder ReplicaSets: %w", err)
+	}
+	sort.Slice(rss, func(i, j int) bool { return rss[i].Name < rss[j].Name })
+	observed := placeholder.Observed(rss)
+
+	workloads, selectors, images := c.workloads(cfg)
+	current := map[string]headroom.Demand{}
+	for _, w := range workloads {
+		current[w.Key()] = c.forecaster.Demand(w, now)
+	}
+	effective, lastGood := headroom.HoldLastGood(c.lastGood, current)
+	c.lastGood = lastGood
+
+	var placeholderPods []*corev1.Pod
+	for _, p := range allPods {
+		if p.Namespace == c.opts.Namespace && headroom.IsPlaceholder(p.Labels) {
+			placeholderPods = append(placeholderPods, p)
+		}
+	}
+	var events []headroom.ScarcityEvent
+	c.scarcity, events = headroom.UpdateScarcity(c.scarcity, headroom.ScarcityObservationsFrom(placeholderPods),
+		headroom.LastNodeAdded(allNodes), now, cfg.ScarcityConfig())
+	c.scarcityEvents(events, rss)
+
+	snap := headroom.Snapshot{
+		Nodes:        headroom.NodesFrom(allNodes, allPods),
+		Pending:      headroom.PendingFrom(allPods, ownerFunc(selectors)),
+		Workloads:    workloads,
+		Placeholders: observed,
+		Scarce:       c.scarcity.Scarce(),
+	}
+	desired := headroom.Plan(snap, effective, policy)
+	if !c.seeded {
+		shapes := map[string]headroom.Shape{}
+		for _, w := range workloads {
+			if w.HasShape {
+				shapes[w.ShapeHash] = w.Shape
+			}
+		}
+		c.cooldown = headroom.SeedCooldown(observed, shapes, now)
+		c.seeded = true
+	}
+	desired, c.cooldown = headroom.ApplyCooldown(c.cooldown, desired, now, policy.Cooldown)
+	actions, conflicts := headroom.Diff(desired.Placeholders, observed)
+	for _, msg := range conflicts {
+		c.log.Warn("placeholder name conflict", zap.String("detail", msg))
+	}
+	c.warnUnknownZones(cfg, snap.Nodes)
+
+	rep := &Report{At: now, DryRun: c.opts.DryRun, Policy: policy, Workloads: workloads, Demand: effective,
+		Desired: desired, Actions: actions, Conflicts: conflicts, Scarce: c.scarcity}
+	c.setReport(rep)
+	c.observe(snap, desired, placeholderPods, workloads, effective, policy, allPods)
+
+	if c.opts.DryRun || c.backend == nil {
+		if len(actions) > 0 {
+			c.log.Info("dry run: not applying", zap.Stringers("actions", actions))
+		}
+		return nil
+	}
+	var errs []error
+	for i, a := range actions {
+		if i >= c.opts.MaxActionsPerPass {
+			errs = append(errs, fmt.Errorf("%d actions left for the next pass (at most %d per pass)", len(actions)-i, c.opts.MaxActionsPerPass))
+			break
+		}
+		pre := placeholder.Prepull{}
+		if c.opts.Prepull {
+			pre.Image = images[a.ShapeHash]
+		}
+		err := c.backend.Apply(ctx, a, pre)
+		result := "ok"
+		if err != nil {
+			result = "error"
+			errs = append(errs, err)
+			if errors.Is(err, placeholder.ErrRateLimited) {
+				break
+			}
+		} else {
+			c.log.Info("placeholder action", zap.String("action", string(a.Kind)), zap.String("replicaSet", a.Name),
+				zap.String("zone", a.Zone), zap.String("shape", a.ShapeHash), zap.Int32("from", a.From), zap.Int32("to", a.To), zap.String("reason", a.Reason))
+		}
+		c.metrics.Actions.WithLabelValues(string(a.Kind), a.Zone, result).Inc()
+	}
+	if len(errs) > 0 {
+		c.metrics.ReconcileErrors.WithLabelValues("apply").Inc()
+		return fmt.Errorf("applying placeholder actions: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// workloads translates every covered ScaledObject. It also returns, per
+// namespace, the target's pod selector (to tell which pending pods belong to a
+// workload) and, per shape hash, the first workload image (for prepull).
+func (c *Controller) workloads(cfg headroom.Config) ([]headroom.Workload, map[string][]ownerSel, map[string]string) {
+	sos, err := c.scaledobjs.List(labels.Everything())
+	if err != nil {
+		c.log.Error("listing ScaledObjects", zap.Error(err))
+		return nil, nil, nil
+	}
+	sort.Slice(sos, func(i, j int) bool {
+		if sos[i].Namespace != sos[j].Namespace {
+			return sos[i].Namespace < sos[j].Namespace
+		}
+		return sos[i].Name < sos[j].Name
+	})
+	var out []headroom.Workload
+	sels := map[string][]ownerSel{}
+	images := map[string]string{}
+	for _, so := range sos {
+		if !cfg.Covers(so.Labels, so.Annotations) {
+			continue
+		}
+		in := keda.Inputs{ScaledObject: so}
+		if hpa, err := c.hpas.HorizontalPodAutoscalers(so.Namespace).Get(keda.HPAName(so)); err == nil {
+			in.HPA = hpa
+		}
+		var tmpl *corev1.PodTemplateSpec
+		kind, name, ok := keda.TargetRef(so)
+		var selector labels.Selector
+		if ok {
+			switch kind {
+			case "Deployment":
+				if d, err := c.deployments.Deployments(so.Namespace).Get(name); err == nil {
+					in.Deployment = d
+					tmpl = &d.Spec.Template
+					selector = selectorOf(d.Spec.Selector)
+				}
+			case "StatefulSet":
+				if s, err := c.statefulsets.StatefulSets(so.Namespace).Get(name); err == nil {
+					in.StatefulSet = s
+					tmpl = &s.Spec.Template
+					selector = selectorOf(s.Spec.Selector)
+				}
+			}
+		}
+		w := keda.Translate(in)
+		out = append(out, w)
+		if selector != nil {
+			sels[so.Namespace] = append(sels[so.Namespace], ownerSel{key: w.Key(), sel: selector})
+		}
+		if w.HasShape && tmpl != nil && len(tmpl.Spec.Containers) > 0 && images[w.ShapeHash] == "" {
+			images[w.ShapeHash] = tmpl.Spec.Containers[0].Image
+		}
+	}
+	return out, sels, images
+}

@@ -1,0 +1,192 @@
+package controller
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/gpu-headroom/gpu-headroom/headroom"
+	"github.com/gpu-headroom/gpu-headroom/nodes"
+)
+
+// Report is the last pass's plan and why: the dry-run output and what
+// `headroom plan` prints.
+type Report struct {
+	At        time.Time                  `json:"at"`
+	DryRun    bool                       `json:"dryRun"`
+	Policy    headroom.Policy            `json:"policy"`
+	Workloads []headroom.Workload        `json:"workloads"`
+	Demand    map[string]headroom.Demand `json:"demand"`
+	Desired   headroom.Desired           `json:"desired"`
+	Actions   []headroom.Action          `json:"actions"`
+	Conflicts []string                   `json:"conflicts,omitempty"`
+	Scarce    headroom.ScarcityState     `json:"scarce"`
+}
+
+func (c *Controller) setReport(r *Report) {
+	c.reportMu.Lock()
+	c.report = r
+	c.reportMu.Unlock()
+}
+
+// LastReport returns the last pass's report (nil before the first pass).
+func (c *Controller) LastReport() *Report {
+	c.reportMu.RLock()
+	defer c.reportMu.RUnlock()
+	return c.report
+}
+
+type ownerSel struct {
+	key string
+	sel labels.Selector
+}
+
+func selectorOf(ls *metav1.LabelSelector) labels.Selector {
+	if ls == nil {
+		return nil
+	}
+	s, err := metav1.LabelSelectorAsSelector(ls)
+	if err != nil || s.Empty() {
+		return nil
+	}
+	return s
+}
+
+// ownerFunc maps a pending pod to the workload whose target selects it.
+func ownerFunc(sels map[string][]ownerSel) func(*corev1.Pod) string {
+	return func(p *corev1.Pod) string {
+		for _, o := range sels[p.Namespace] {
+			if o.sel.Matches(labels.Set(p.Labels)) {
+				return o.key
+			}
+		}
+		return ""
+	}
+}
+
+// scarcityEvents logs and records each change of a zone's scarcity, as an Event
+// on the placeholder ReplicaSet of that zone and shape.
+func (c *Controller) scarcityEvents(events []headroom.ScarcityEvent, rss []*appsv1.ReplicaSet) {
+	for _, e := range events {
+		c.log.Warn("zone scarcity", zap.String("zone", e.Key.Zone), zap.String("shape", e.Key.ShapeHash),
+			zap.String("kind", string(e.Kind)), zap.String("message", e.Message))
+		if c.recorder == nil {
+			continue
+		}
+		for _, rs := range rss {
+			if rs.Labels[headroom.LabelZone] == e.Key.Zone && rs.Labels[headroom.LabelShape] == e.Key.ShapeHash {
+				typ := corev1.EventTypeWarning
+				if e.Kind != headroom.ScarcityMarked {
+					typ = corev1.EventTypeNormal
+				}
+				c.recorder.Event(rs, typ, "Zone"+strings.ToUpper(string(e.Kind[:1]))+string(e.Kind[1:]), e.Message)
+			}
+		}
+	}
+}
+
+// warnUnknownZones logs, once per change, config zones that no GPU node has.
+func (c *Controller) warnUnknownZones(cfg headroom.Config, ns []headroom.Node) {
+	seen := map[string]bool{}
+	var known []string
+	for _, n := range ns {
+		if n.Zone != "" && !seen[n.Zone] {
+			seen[n.Zone] = true
+			known = append(known, n.Zone)
+		}
+	}
+	unknown := headroom.UnknownZones(cfg, known)
+	key := strings.Join(unknown, ",")
+	if key != c.warnedZones && len(unknown) > 0 {
+		c.log.Warn("config names zones that have no GPU node (yet)", zap.Strings("zones", unknown))
+	}
+	c.warnedZones = key
+}
+
+// observe sets the gauges from this pass.
+func (c *Controller) observe(s headroom.Snapshot, d headroom.Desired, phPods []*corev1.Pod, ws []headroom.Workload,
+	demand map[string]headroom.Demand, p headroom.Policy, pods []*corev1.Pod) {
+	m := c.metrics
+	m.BudgetGPUs.Set(float64(d.BudgetGPUs))
+	m.PlaceholderPodsDesired.Reset()
+	m.DesiredGPUs.Reset()
+	for _, ph := range d.Placeholders {
+		m.PlaceholderPodsDesired.WithLabelValues(ph.Zone, ph.ShapeHash, string(ph.Shape.GPUResource)).Set(float64(ph.Replicas))
+		m.DesiredGPUs.WithLabelValues(ph.Zone, string(ph.Shape.GPUResource)).Add(float64(ph.GPUs()))
+	}
+	m.PlaceholderPods.Reset()
+	m.ReservedGPUs.Reset()
+	for _, pod := range phPods {
+		if nodes.IsTerminated(pod) || pod.DeletionTimestamp != nil {
+			continue
+		}
+		zone, shape := pod.Labels[headroom.LabelZone], pod.Labels[headroom.LabelShape]
+		phase := "pending"
+		if pod.Spec.NodeName != "" {
+			phase = "running"
+			for name, n := range nodes.PodGPURequests(pod) {
+				m.ReservedGPUs.WithLabelValues(zone, string(name)).Add(float64(n))
+			}
+		}
+		m.PlaceholderPods.WithLabelValues(zone, shape, phase).Inc()
+	}
+	m.WorkloadReplicas.Reset()
+	m.WorkloadDemand.Reset()
+	for _, w := range ws {
+		m.WorkloadReplicas.WithLabelValues(w.Namespace, w.Name, "desired").Set(float64(w.DesiredReplicas))
+		m.WorkloadReplicas.WithLabelValues(w.Namespace, w.Name, "metric").Set(float64(w.MetricReplicas))
+		m.WorkloadReplicas.WithLabelValues(w.Namespace, w.Name, "ready").Set(float64(w.ReadyReplicas))
+		m.WorkloadReplicas.WithLabelValues(w.Namespace, w.Name, "max").Set(float64(w.MaxReplicas))
+		m.WorkloadDemand.WithLabelValues(w.Namespace, w.Name).Set(float64(demand[w.Key()].Replicas))
+	}
+	m.PendingGPUPods.Reset()
+	for _, pp := range s.Pending {
+		z := pp.Zone
+		if z == "" {
+			z = "any"
+		}
+		m.PendingGPUPods.WithLabelValues(z).Add(float64(pp.Count))
+	}
+	m.GPUNodes.Reset()
+	m.FreeGPUs.Reset()
+	usedAll := map[string]nodes.Resources{}
+	for _, pod := range pods {
+		if pod.Spec.NodeName != "" && !nodes.IsTerminated(pod) {
+			usedAll[pod.Spec.NodeName] = usedAll[pod.Spec.NodeName].Add(nodes.PodRequests(pod))
+		}
+	}
+	for _, n := range s.Nodes {
+		state := "ready"
+		if !n.Usable() {
+			state = "not_ready"
+		}
+		m.GPUNodes.WithLabelValues(n.Zone, state).Inc()
+		if !n.Usable() {
+			continue
+		}
+		free := n.Allocatable.Sub(usedAll[n.Name])
+		for _, name := range free.GPUNames() {
+			if v := free.GPU(name); v > 0 {
+				m.FreeGPUs.WithLabelValues(n.Zone, string(name)).Add(float64(v))
+			}
+		}
+	}
+	m.ScarceZones.Reset()
+	keys := make([]headroom.ZoneShape, 0)
+	for k, v := range s.Scarce {
+		if v {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].Less(keys[j]) })
+	for _, k := range keys {
+		m.ScarceZones.WithLabelValues(k.Zone, k.ShapeHash).Set(1)
+	}
+	_ = p
+}
