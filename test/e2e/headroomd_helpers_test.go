@@ -1,0 +1,232 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gpu-headroom/gpu-headroom/headroom"
+	"github.com/gpu-headroom/gpu-headroom/test/localcluster"
+)
+
+const controllerNS = "gpu-headroom"
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// headroomdBinary builds cmd/headroomd once per test binary.
+func headroomdBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root, err := localcluster.RepoRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "headroomd-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "headroomd")
+		cmd := exec.Command("go", "build", "-o", builtBin, "./cmd/headroomd")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building headroomd: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+// headroomd is one running controller process.
+type headroomd struct {
+	cmd          *exec.Cmd
+	log          string
+	metrics, prb string
+	done         chan struct{}
+}
+
+func startHeadroomd(t *testing.T, c *localcluster.Cluster, name string, extra ...string) *headroomd {
+	t.Helper()
+	bin := headroomdBinary(t)
+	mp, pp := freeLoopbackPort(t), freeLoopbackPort(t)
+	h := &headroomd{log: filepath.Join(c.LogDir, "headroomd-"+name+".log"),
+		metrics: fmt.Sprintf("127.0.0.1:%d", mp), prb: fmt.Sprintf("127.0.0.1:%d", pp), done: make(chan struct{})}
+	f, err := os.OpenFile(h.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"--kubeconfig=" + c.KubeconfigPath, "--namespace=" + controllerNS,
+		"--metrics-addr=" + h.metrics, "--probe-addr=" + h.prb, "--resync=2s", "--budget-gpus=64"}, extra...)
+	h.cmd = exec.Command(bin, args...)
+	h.cmd.Stdout, h.cmd.Stderr = f, f
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := h.cmd.Start(); err != nil {
+		t.Fatalf("starting headroomd: %v", err)
+	}
+	go func() { _ = h.cmd.Wait(); f.Close(); close(h.done) }()
+	t.Cleanup(func() {
+		h.stop()
+		if t.Failed() {
+			data, _ := os.ReadFile(h.log)
+			lines := strings.Split(string(data), "\n")
+			if len(lines) > 40 {
+				lines = lines[len(lines)-40:]
+			}
+			t.Logf("--- last lines of %s:\n%s", h.log, strings.Join(lines, "\n"))
+		}
+	})
+	return h
+}
+
+func (h *headroomd) stop() {
+	select {
+	case <-h.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-h.done:
+	case <-time.After(15 * time.Second):
+		_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
+		<-h.done
+	}
+}
+
+func freeLoopbackPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// metric sums the samples of name whose label set contains every given pair.
+func (h *headroomd) metric(ctx context.Context, name string, lbls ...string) (float64, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+h.metrics+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	return sumMetric(resp.Body, name, lbls...)
+}
+
+func sumMetric(r io.Reader, name string, lbls ...string) (float64, error) {
+	var sum float64
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for i := 0; i+1 < len(lbls); i += 2 {
+			if !strings.Contains(line, lbls[i]+`="`+lbls[i+1]+`"`) {
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+		if err != nil {
+			return 0, err
+		}
+		sum += v
+	}
+	return sum, sc.Err()
+}
+
+// placeholderSets returns the placeholder ReplicaSets by name.
+func placeholderSets(ctx context.Context, c *localcluster.Cluster) (map[string]appsv1.ReplicaSet, error) {
+	l, err := c.Kube.AppsV1().ReplicaSets(controllerNS).List(ctx, metav1.ListOptions{LabelSelector: headroom.LabelManagedBy + "=" + headroom.ManagedByValue})
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]appsv1.ReplicaSet{}
+	for _, rs := range l.Items {
+		m[rs.Name] = rs
+	}
+	return m, nil
+}
+
+// runningPlaceholders counts running placeholder pods per zone.
+func runningPlaceholders(ctx context.Context, c *localcluster.Cluster) (map[string]int, error) {
+	pods, err := podsOf(ctx, c.Kube, controllerNS, map[string]string{headroom.LabelComponent: headroom.ComponentValue})
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]int{}
+	for i := range pods {
+		if running(&pods[i]) {
+			m[pods[i].Labels[headroom.LabelZone]]++
+		}
+	}
+	return m, nil
+}
+
+func setConfig(t *testing.T, c *localcluster.Cluster, yaml string) {
+	t.Helper()
+	ctx := context.Background()
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "gpu-headroom", Namespace: controllerNS},
+		Data: map[string]string{headroom.ConfigDataKey: yaml}}
+	_, err := c.Kube.CoreV1().ConfigMaps(controllerNS).Update(ctx, cm, metav1.UpdateOptions{})
+	if err != nil {
+		_, err = c.Kube.CoreV1().ConfigMaps(controllerNS).Create(ctx, cm, metav1.CreateOptions{})
+	}
+	if err != nil {
+		t.Fatalf("writing headroom ConfigMap: %v", err)
+	}
+}
+
+// inferenceDeployment is a KEDA-scaled GPU Deployment with gpus GPUs per pod.
+func inferenceDeployment(ns, name string, gpus int64) *appsv1.Deployment {
+	zero := int32(0)
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &zero,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+		},
+	}
+	d.Spec.Template.Labels = map[string]string{"app": name}
+	d.Spec.Template.Spec = gpuPodSpec(gpus, "", "")
+	return d
+}
+
+// scheduleWait is how long a pod waited from creation until it was bound.
+func scheduleWait(p *corev1.Pod) (time.Duration, bool) {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionTrue {
+			return c.LastTransitionTime.Sub(p.CreationTimestamp.Time), true
+		}
+	}
+	return 0, false
+}

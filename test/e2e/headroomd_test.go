@@ -1,0 +1,270 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+
+	"github.com/gpu-headroom/gpu-headroom/headroom"
+	"github.com/gpu-headroom/gpu-headroom/test/localcluster"
+)
+
+// slowNodes makes node provisioning take several seconds, so waiting for a node
+// is visible next to starting on a warm one.
+func slowNodes() *localcluster.ProvisionerOptions {
+	return &localcluster.ProvisionerOptions{
+		ScanInterval:   500 * time.Millisecond,
+		ProvisionDelay: 4 * time.Second,
+		GPUReadyDelay:  3 * time.Second,
+		UnneededTime:   4 * time.Second,
+	}
+}
+
+const floorsConfig = `
+cooldown: 10s
+zones:
+  zone-a: {min: 8, max: 32}
+  zone-b: {min: 8, max: 32}
+`
+
+// deployScaled creates an 8-GPU Deployment and its ScaledObject on a Redis list;
+// covered sets the opt-in annotation to "true" or "false".
+func deployScaled(t *testing.T, c *localcluster.Cluster, ns, name string, covered bool) {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.EnsureNamespace(ctx, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Kube.AppsV1().Deployments(ns).Create(ctx, inferenceDeployment(ns, name, 8), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating deployment: %v", err)
+	}
+	so := scaledObject(ns, name, c.RedisAddr, ns+"-"+name, 0, 6)
+	so.Annotations = map[string]string{headroom.AnnotationEnabled: fmt.Sprint(covered)}
+	if _, err := c.KEDA.KedaV1alpha1().ScaledObjects(ns).Create(ctx, so, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating ScaledObject: %v", err)
+	}
+}
+
+// growQueue pushes items in two steps (1 replica, then 3) and returns how long
+// each replica waited to be scheduled.
+func growQueue(t *testing.T, c *localcluster.Cluster, rdb *redis.Client, ns, name string) []time.Duration {
+	t.Helper()
+	ctx := context.Background()
+	list := ns + "-" + name
+	for _, step := range []struct{ items, replicas int }{{5, 1}, {10, 3}} {
+		items := make([]any, step.items)
+		for i := range items {
+			items[i] = "req"
+		}
+		if err := rdb.RPush(ctx, list, items...).Err(); err != nil {
+			t.Fatalf("pushing to redis: %v", err)
+		}
+		eventually(t, 3*time.Minute, fmt.Sprintf("%s/%s at %d ready replicas", ns, name, step.replicas), func(ctx context.Context) (bool, string) {
+			d, err := c.Kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			return d.Status.ReadyReplicas >= int32(step.replicas), fmt.Sprintf("spec=%d ready=%d", *d.Spec.Replicas, d.Status.ReadyReplicas)
+		})
+	}
+	pods, err := podsOf(ctx, c.Kube, ns, map[string]string{"app": name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waits []time.Duration
+	for i := range pods {
+		if w, ok := scheduleWait(&pods[i]); ok {
+			waits = append(waits, w)
+		}
+	}
+	sort.Slice(waits, func(i, j int) bool { return waits[i] < waits[j] })
+	return waits
+}
+
+// Grow the queue: KEDA raises desired replicas; with headroomd the new replicas
+// preempt placeholders on warm nodes and start at once, and placeholders refill
+// behind them; without it every new replica waits for a node. Same queue pattern,
+// same run.
+func TestHeadroomdWarmNodesCutReplicaWait(t *testing.T) {
+	c := localcluster.StartT(t, localcluster.Options{
+		KEDA: true, Redis: true,
+		NodeGroups:  localcluster.H100Zones([]string{"zone-a", "zone-b"}, 0, 4),
+		Provisioner: slowNodes(),
+	})
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: c.RedisAddr})
+	defer rdb.Close()
+
+	// Without headroom.
+	deployScaled(t, c, "plain", "llm", false)
+	plain := growQueue(t, c, rdb, "plain", "llm")
+	if err := c.KEDA.KedaV1alpha1().ScaledObjects("plain").Delete(ctx, "llm", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Kube.AppsV1().Deployments("plain").Delete(ctx, "llm", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "the plain run's nodes scaled down", func(ctx context.Context) (bool, string) {
+		n, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(n.Items) == 0, fmt.Sprint(len(n.Items), " nodes")
+	})
+
+	// With headroom: floors keep one warm 8-GPU node per zone, demand adds more.
+	if err := c.EnsureNamespace(ctx, controllerNS, nil); err != nil {
+		t.Fatal(err)
+	}
+	setConfig(t, c, floorsConfig)
+	h := startHeadroomd(t, c, "a")
+	deployScaled(t, c, "warm", "llm", true)
+	eventually(t, 2*time.Minute, "a running placeholder in each zone", func(ctx context.Context) (bool, string) {
+		m, err := runningPlaceholders(ctx, c)
+		return err == nil && m["zone-a"] >= 1 && m["zone-b"] >= 1, fmt.Sprint(m, err)
+	})
+	warm := growQueue(t, c, rdb, "warm", "llm")
+	t.Logf("replica wait to be scheduled, same queue pattern (1 then 3 replicas of 8 GPUs, node provisioning %s + %s):",
+		slowNodes().ProvisionDelay, slowNodes().GPUReadyDelay)
+	t.Logf("  without headroom: %v", plain)
+	t.Logf("  with headroomd:   %v", warm)
+	if len(plain) < 3 || len(warm) < 3 {
+		t.Fatalf("expected 3 scheduled replicas each, got %v and %v", plain, warm)
+	}
+	if plain[0] < 5*time.Second {
+		t.Errorf("without headroom the fastest replica waited %s; expected to wait for a node (>= 5s)", plain[0])
+	}
+	if warm[1] > 2*time.Second {
+		t.Errorf("with headroom at least two replicas should start on warm nodes (<= 2s); waits %v", warm)
+	}
+	if median(warm) >= median(plain) {
+		t.Errorf("median wait with headroom %s not below without %s", median(warm), median(plain))
+	}
+	eventually(t, time.Minute, "preemptions counted", func(ctx context.Context) (bool, string) {
+		v, err := h.metric(ctx, "headroom_placeholder_preemptions_total")
+		return err == nil && v >= 1, fmt.Sprint(v, err)
+	})
+	eventually(t, 2*time.Minute, "placeholders refilled behind the preempting replicas", func(ctx context.Context) (bool, string) {
+		m, err := runningPlaceholders(ctx, c)
+		return err == nil && m["zone-a"] >= 1 && m["zone-b"] >= 1, fmt.Sprint(m, err)
+	})
+}
+
+func median(d []time.Duration) time.Duration { return d[len(d)/2] }
+
+// Two replicas and a restart: only the leader writes, a new leader adopts the
+// placeholders (no duplicate, none deleted); a bad ConfigMap edit changes
+// nothing and says why in an Event; a good edit changes headroom without a
+// restart.
+func TestHeadroomdLeaderHandoverAndConfigEdits(t *testing.T) {
+	c := localcluster.StartT(t, localcluster.Options{
+		KEDA: true, Redis: true,
+		NodeGroups:  localcluster.H100Zones([]string{"zone-a", "zone-b"}, 0, 4),
+		Provisioner: fastProvisioner(),
+	})
+	ctx := context.Background()
+	if err := c.EnsureNamespace(ctx, controllerNS, nil); err != nil {
+		t.Fatal(err)
+	}
+	setConfig(t, c, floorsConfig)
+	deployScaled(t, c, "team", "llm", true)
+	a := startHeadroomd(t, c, "a")
+	eventually(t, 2*time.Minute, "two placeholder sets with a running pod each", func(ctx context.Context) (bool, string) {
+		m, err := runningPlaceholders(ctx, c)
+		return err == nil && m["zone-a"] == 1 && m["zone-b"] == 1, fmt.Sprint(m, err)
+	})
+	before, err := placeholderSets(ctx, c)
+	if err != nil || len(before) != 2 {
+		t.Fatalf("placeholder sets = %v (err %v), want 2", keys(before), err)
+	}
+	b := startHeadroomd(t, c, "b")
+	eventually(t, time.Minute, "b up as a follower", func(ctx context.Context) (bool, string) {
+		la, err1 := a.metric(ctx, "headroom_leader")
+		lb, err2 := b.metric(ctx, "headroom_leader")
+		return err1 == nil && err2 == nil && la == 1 && lb == 0, fmt.Sprint(la, lb, err1, err2)
+	})
+	if v, _ := b.metric(ctx, "headroom_placeholder_actions_total"); v != 0 {
+		t.Fatalf("follower wrote %v placeholder actions", v)
+	}
+	a.stop()
+	eventually(t, time.Minute, "b leads and reconciled", func(ctx context.Context) (bool, string) {
+		lb, err1 := b.metric(ctx, "headroom_leader")
+		ts, err2 := b.metric(ctx, "headroom_last_successful_reconcile_timestamp_seconds")
+		return err1 == nil && err2 == nil && lb == 1 && ts > 0, fmt.Sprint(lb, ts, err1, err2)
+	})
+	assertSameSets(t, c, before)
+	if v, _ := b.metric(ctx, "headroom_placeholder_actions_total"); v != 0 {
+		t.Fatalf("new leader wrote %v actions instead of adopting the placeholders", v)
+	}
+
+	// A bad edit: min above max.
+	setConfig(t, c, "zones:\n  zone-a: {min: 64, max: 8}\n")
+	eventually(t, time.Minute, "InvalidConfig event on the ConfigMap", func(ctx context.Context) (bool, string) {
+		evs, err := c.Kube.CoreV1().Events(controllerNS).List(ctx, metav1.ListOptions{
+			FieldSelector: fields.Set{"involvedObject.kind": "ConfigMap", "reason": "InvalidConfig"}.String()})
+		if err != nil || len(evs.Items) == 0 {
+			return false, fmt.Sprint(err)
+		}
+		return strings.Contains(evs.Items[0].Message, "min"), evs.Items[0].Message
+	})
+	eventually(t, 30*time.Second, "config_valid 0", func(ctx context.Context) (bool, string) {
+		v, err := b.metric(ctx, "headroom_config_valid")
+		return err == nil && v == 0, fmt.Sprint(v, err)
+	})
+	// Two more passes with the bad config in place must leave headroom as it was.
+	ts0, _ := b.metric(ctx, "headroom_last_successful_reconcile_timestamp_seconds")
+	eventually(t, 30*time.Second, "two more reconciles", func(ctx context.Context) (bool, string) {
+		ts, err := b.metric(ctx, "headroom_last_successful_reconcile_timestamp_seconds")
+		return err == nil && ts >= ts0+3, fmt.Sprint(ts, err)
+	})
+	assertSameSets(t, c, before)
+
+	// A good edit: more floor in zone-a, applied without a restart.
+	setConfig(t, c, "cooldown: 10s\nzones:\n  zone-a: {min: 16, max: 32}\n  zone-b: {min: 8, max: 32}\n")
+	eventually(t, time.Minute, "zone-a placeholders scaled to 2", func(ctx context.Context) (bool, string) {
+		m, err := runningPlaceholders(ctx, c)
+		return err == nil && m["zone-a"] == 2 && m["zone-b"] == 1, fmt.Sprint(m, err)
+	})
+	after, _ := placeholderSets(ctx, c)
+	if len(after) != 2 {
+		t.Fatalf("placeholder sets after edit = %v, want the same 2", keys(after))
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// assertSameSets checks that the placeholder ReplicaSets are the same objects
+// (names, UIDs) with the same replicas as before.
+func assertSameSets(t *testing.T, c *localcluster.Cluster, before map[string]appsv1.ReplicaSet) {
+	t.Helper()
+	now, err := placeholderSets(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(now) != len(before) {
+		t.Fatalf("placeholder sets changed: before %v, now %v", keys(before), keys(now))
+	}
+	for name, b := range before {
+		n, ok := now[name]
+		if !ok || n.UID != b.UID || *n.Spec.Replicas != *b.Spec.Replicas {
+			t.Fatalf("placeholder set %s changed (deleted, recreated or scaled)", name)
+		}
+	}
+}
+
+
