@@ -85,10 +85,17 @@ func (c *Controller) scarcityEvents(events []headroom.ScarcityEvent, rss []*apps
 				if e.Kind != headroom.ScarcityMarked {
 					typ = corev1.EventTypeNormal
 				}
-				c.recorder.Event(rs, typ, "Zone"+strings.ToUpper(string(e.Kind[:1]))+string(e.Kind[1:]), e.Message)
+				c.recorder.Event(rs, typ, scarcityReason[e.Kind], e.Message)
 			}
 		}
 	}
+}
+
+// scarcityReason is the Event reason per scarcity change.
+var scarcityReason = map[headroom.ScarcityEventKind]string{
+	headroom.ScarcityMarked:  "ZoneScarce",
+	headroom.ScarcityRetry:   "ZoneScarceRetry",
+	headroom.ScarcityCleared: "ZoneScarceCleared",
 }
 
 // warnUnknownZones logs, once per change, config zones that no GPU node has.

@@ -268,3 +268,60 @@ func assertSameSets(t *testing.T, c *localcluster.Cluster, before map[string]app
 }
 
 
+
+// A zone at max size: its placeholder stays Pending, the zone is marked scarce for
+// the shape (Event, metric), its placeholders are released at once; a node
+// arriving in the zone clears the mark.
+func TestHeadroomdMarksScarceZone(t *testing.T) {
+	groups := localcluster.H100Zones([]string{"zone-a", "zone-b"}, 1, 4)
+	groups[0].MaxSize = 1
+	c := localcluster.StartT(t, localcluster.Options{KEDA: true, Redis: true, NodeGroups: groups, Provisioner: fastProvisioner()})
+	ctx := context.Background()
+	if err := c.EnsureNamespace(ctx, controllerNS, nil); err != nil {
+		t.Fatal(err)
+	}
+	// zone-a's only node is full with real work.
+	createPod(t, c.Kube, "default", "filler", gpuPodSpec(8, "zone-a", ""))
+	eventually(t, time.Minute, "filler running", func(ctx context.Context) (bool, string) {
+		p, s := podState(ctx, c.Kube, "default", "filler")
+		return running(p), s
+	})
+	setConfig(t, c, floorsConfig+"scarcity: {pendingThreshold: 3s, initialBackoff: 10m, maxBackoff: 30m}\n")
+	deployScaled(t, c, "team", "llm", true)
+	h := startHeadroomd(t, c, "a")
+	eventually(t, 2*time.Minute, "zone-a marked scarce", func(ctx context.Context) (bool, string) {
+		v, err := h.metric(ctx, "headroom_scarce_zone", "zone", "zone-a")
+		return err == nil && v == 1, fmt.Sprint(v, err)
+	})
+	eventually(t, time.Minute, "ZoneScarce event", func(ctx context.Context) (bool, string) {
+		evs, err := c.Kube.CoreV1().Events(controllerNS).List(ctx, metav1.ListOptions{FieldSelector: "reason=ZoneScarce"})
+		if err != nil || len(evs.Items) == 0 {
+			return false, fmt.Sprint(err)
+		}
+		return strings.Contains(evs.Items[0].InvolvedObject.Name, "zone-a"), evs.Items[0].Message
+	})
+	eventually(t, time.Minute, "zone-a placeholders released, zone-b's running", func(ctx context.Context) (bool, string) {
+		sets, err := placeholderSets(ctx, c)
+		if err != nil {
+			return false, err.Error()
+		}
+		m, _ := runningPlaceholders(ctx, c)
+		for name, rs := range sets {
+			if rs.Labels[headroom.LabelZone] == "zone-a" && *rs.Spec.Replicas > 0 {
+				return false, name + " still wants placeholders"
+			}
+		}
+		return m["zone-b"] >= 1, fmt.Sprint(m)
+	})
+	if v, _ := h.metric(ctx, "headroom_scarce_zone", "zone", "zone-b"); v != 0 {
+		t.Fatalf("zone-b marked scarce too")
+	}
+	// A node arrives in zone-a (capacity came back): the mark clears.
+	if _, err := c.AddNode(ctx, groups[0], "h100-zone-a-extra", true); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "zone-a mark cleared", func(ctx context.Context) (bool, string) {
+		v, err := h.metric(ctx, "headroom_scarce_zone", "zone", "zone-a")
+		return err == nil && v == 0, fmt.Sprint(v, err)
+	})
+}
