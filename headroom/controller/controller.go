@@ -51,6 +51,10 @@ type Options struct {
 	Prepull bool
 	// MaxActionsPerPass bounds writes per pass (default 50).
 	MaxActionsPerPass int
+	// Forecast plans for the forecast q-quantile of each workload's peak need
+	// within its lead time (ForecastDemand) instead of the reactive need, when no
+	// forecaster is passed to New.
+	Forecast bool
 }
 
 // Informers are the typed informers the controller reads, built in cmd (or a
@@ -70,6 +74,7 @@ type Controller struct {
 	recorder   record.EventRecorder
 	metrics    *Metrics
 	forecaster headroom.Forecaster
+	forecasts  *ForecastDemand
 	now        func() time.Time
 
 	nodes        corelisters.NodeLister
@@ -114,9 +119,6 @@ func New(opts Options, log *zap.Logger, kube kubernetes.Interface, inf Informers
 	if opts.MaxActionsPerPass <= 0 {
 		opts.MaxActionsPerPass = 50
 	}
-	if forecaster == nil {
-		forecaster = headroom.ReactiveForecaster{}
-	}
 	if now == nil {
 		now = time.Now
 	}
@@ -126,6 +128,14 @@ func New(opts Options, log *zap.Logger, kube kubernetes.Interface, inf Informers
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "headroom"}),
+	}
+	if c.forecaster == nil {
+		if opts.Forecast {
+			fd := NewForecastDemand(c.currentConfig)
+			c.forecaster, c.forecasts = fd, fd
+		} else {
+			c.forecaster = headroom.ReactiveForecaster{}
+		}
 	}
 	enqueue := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.queue.Add(queueKey) },
@@ -234,6 +244,15 @@ func (c *Controller) countPreemption(obj any) {
 	}
 }
 
+// currentConfig is the last good config (defaults before the first pass).
+func (c *Controller) currentConfig() headroom.Config {
+	if g := c.goodConfig; g != nil {
+		return *g
+	}
+	cfg, _ := headroom.ParseConfig(nil)
+	return cfg
+}
+
 // config returns the config in force: the ConfigMap's if it parses, else the last
 // good one (a bad edit never drops headroom), else the built-in defaults.
 func (c *Controller) config() headroom.Config {
@@ -315,6 +334,13 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 	current := map[string]headroom.Demand{}
 	for _, w := range workloads {
 		current[w.Key()] = c.forecaster.Demand(w, now)
+	}
+	if c.forecasts != nil {
+		keep := map[string]bool{}
+		for k := range current {
+			keep[k] = true
+		}
+		c.forecasts.Forget(keep)
 	}
 	effective, lastGood := headroom.HoldLastGood(c.lastGood, current)
 	c.lastGood = lastGood

@@ -1,0 +1,91 @@
+package controller
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/gpu-headroom/gpu-headroom/forecast"
+	"github.com/gpu-headroom/gpu-headroom/headroom"
+	"github.com/gpu-headroom/gpu-headroom/headroom/keda"
+)
+
+// ForecastDemand is the headroom.Forecaster backed by the forecast package: per
+// workload it observes the replica signals each pass and asks for the q-quantile
+// of the peak need within the workload's lead time. Headroom then covers that
+// predicted peak minus the replicas already ready. It never asks for less than
+// the reactive need (the present is a floor) nor for more than maxReplicas
+// allows. Paused, fallback and missing-HPA states bypass the forecast: their
+// signals are not genuine demand.
+type ForecastDemand struct {
+	// Config returns the config in force (lead time and quantile per workload).
+	Config func() headroom.Config
+
+	mu  sync.Mutex
+	per map[string]*entry
+}
+
+type entry struct {
+	f *forecast.Forecaster
+	q float64
+}
+
+// NewForecastDemand returns an empty forecaster set.
+func NewForecastDemand(cfg func() headroom.Config) *ForecastDemand {
+	return &ForecastDemand{Config: cfg, per: map[string]*entry{}}
+}
+
+// Demand implements headroom.Forecaster.
+func (fd *ForecastDemand) Demand(w headroom.Workload, now time.Time) headroom.Demand {
+	base := headroom.ReactiveDemand(w)
+	switch w.State {
+	case keda.StateActive, keda.StateScaledToZero:
+	default:
+		return base
+	}
+	cfg := fd.Config()
+	q := cfg.QuantileFor(w.Key())
+	lead := cfg.LeadTimeFor(w.Key())
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	e := fd.per[w.Key()]
+	if e == nil || e.q != q {
+		fc := forecast.DefaultConfig()
+		fc.Quantile.Q = q
+		f, err := forecast.NewForecaster(fc)
+		if err != nil {
+			base.Reason += fmt.Sprintf(" (forecast off: %v)", err)
+			return base
+		}
+		e = &entry{f: f, q: q}
+		fd.per[w.Key()] = e
+	}
+	sig := forecast.Signals{Desired: float64(w.DesiredReplicas), MetricImplied: float64(w.MetricReplicas), Ready: float64(w.ReadyReplicas)}
+	if !w.HasMetricReplicas {
+		sig.MetricImplied = 0
+	}
+	if err := e.f.Observe(now, sig); err != nil {
+		base.Reason += fmt.Sprintf(" (forecast sample rejected: %v)", err)
+		return base
+	}
+	p := e.f.Predict(now, lead)
+	peak := int32(math.Min(math.Ceil(p.Peak), float64(w.MaxReplicas)))
+	n := max(peak-w.ReadyReplicas, 0)
+	if n <= base.Replicas {
+		return base
+	}
+	return headroom.Demand{Replicas: n, Reason: fmt.Sprintf("forecast q%.2f peak %d within %s (calibrated %v), ready %d: need %d; reactive %s",
+		q, peak, lead, p.Calibrated, w.ReadyReplicas, n, base.Reason)}
+}
+
+// Forget drops workloads that no longer exist, keeping memory bounded.
+func (fd *ForecastDemand) Forget(keep map[string]bool) {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	for k := range fd.per {
+		if !keep[k] {
+			delete(fd.per, k)
+		}
+	}
+}
