@@ -301,7 +301,11 @@ func writePlot(path string, rep *sim.Report) error {
 	if err != nil {
 		return fmt.Errorf("writing plot: %w", err)
 	}
-	if err := sim.WriteSVG(f, rep); err != nil {
+	write := sim.WriteSVG
+	if strings.EqualFold(filepath.Ext(path), ".png") {
+		write = sim.WritePNG
+	}
+	if err := write(f, rep); err != nil {
 		f.Close()
 		return fmt.Errorf("writing plot %s: %w", path, err)
 	}

@@ -70,6 +70,11 @@ type Config struct {
 	SLO time.Duration
 	// DemandWindow averages arrivals for the demand curve and the oracle.
 	DemandWindow time.Duration
+	// Warmup is simulated but not scored (replica starts, request delays, GPU
+	// time, scale-ups), at most half the run: the first minutes of a replay have
+	// no history for the forecaster and a burst there cannot be prepared for by
+	// any policy, the oracle included. Default 10 min, the default lead time.
+	Warmup time.Duration
 	// WarmStart: the run starts with as many ready replicas as the peak demand
 	// of its first WarmStart.
 	WarmStart time.Duration
@@ -131,6 +136,7 @@ func DefaultConfig() Config {
 		SLO:                    5 * time.Second,
 		DemandWindow:           time.Minute,
 		WarmStart:              5 * time.Minute,
+		Warmup:                 10 * time.Minute,
 		Samples:                600,
 	}
 }

@@ -108,6 +108,7 @@ type run struct {
 	scarce           headroom.ScarcityState
 	ahead            []int32 // oracle: demand peak of the next lead time
 	instant          bool    // zero-wait pass: nodes appear when a pod needs one
+	warmup           int     // ticks before scoring starts
 	desired          []int32 // zero-wait pass: the HPA's desired replicas per tick
 	res              *Result
 	delayHist        []int64 // per tick of queueing delay; last bucket is overflow
@@ -146,6 +147,7 @@ func newRun(cfg *Config, tr *Traffic, dem *demandCurve, pol PolicySpec) (*run, e
 		r.lastNodeAddedAt[z] = -1
 	}
 	r.budget = -1
+	r.warmup = min(ticks(cfg.Warmup, r.tick), tr.Ticks()/2)
 	r.lastScaleUp = -ticks(cfg.ScaleDownDelayAfterAdd, r.tick)
 	r.delayHist = make([]int64, ticks(time.Hour, r.tick)+1)
 	r.cool = headroom.CooldownState{Entries: map[headroom.ZoneShape]headroom.CooldownEntry{}}
@@ -337,6 +339,9 @@ func (r *run) serve() {
 }
 
 func (r *run) recordDelay(d int, n int64) {
+	if r.t-d < r.warmup {
+		return
+	}
 	if d >= len(r.delayHist)-1 {
 		r.delayHist[len(r.delayHist)-1] += n
 		r.delaySumOverflow += float64(d) * float64(n)
@@ -402,7 +407,6 @@ func (r *run) setReplicas(n int32) {
 	r.spec = n
 	for int32(len(r.replicas)) < n {
 		r.replicas = append(r.replicas, &pod{zone: -1, created: r.t, bound: -1, readyAt: never})
-		r.res.ReplicaStarts++
 		r.dirty = true
 	}
 	for int32(len(r.replicas)) > n {
@@ -435,11 +439,23 @@ func rank(p *pod, t int) int {
 	return 2
 }
 
+// recordWait scores a replica start when it binds, or when it is deleted or the
+// run ends while it is still pending. Starts during the warm-up are not scored.
+func (r *run) recordWait(p *pod) {
+	if p.created < r.warmup {
+		return
+	}
+	r.res.ReplicaStarts++
+	r.res.waits = append(r.res.waits, float64(r.t-p.created)*r.tick.Seconds())
+	if r.t > p.created {
+		r.res.WaitedStarts++
+	}
+}
+
 func (r *run) deleteReplica(i int) {
 	p := r.replicas[i]
 	if p.bound < 0 {
-		r.res.waits = append(r.res.waits, float64(r.t-p.created)*r.tick.Seconds())
-		r.res.WaitedStarts++
+		r.recordWait(p)
 	} else {
 		p.node.replicas--
 		if p.counted {
@@ -538,7 +554,9 @@ func (r *run) preemptOn(n *node) {
 		if hs[i].node == n {
 			n.holders--
 			hs[i] = &pod{placeholder: true, zone: n.zone, created: r.t, bound: -1, readyAt: never}
-			r.res.Preemptions++
+			if r.t >= r.warmup {
+				r.res.Preemptions++
+			}
 			return
 		}
 	}
@@ -556,11 +574,7 @@ func (r *run) bindReplica(p *pod, n *node) {
 		start = n.imageAt
 	}
 	p.readyAt = start + ticks(r.cfg.ModelLoad.Sample(r.rng), r.tick)
-	w := float64(r.t-p.created) * r.tick.Seconds()
-	r.res.waits = append(r.res.waits, w)
-	if r.t > p.created {
-		r.res.WaitedStarts++
-	}
+	r.recordWait(p)
 	r.wake(p.readyAt)
 }
 
@@ -685,7 +699,9 @@ func (r *run) fail(z int) {
 	}
 	r.backoffLen[z] = d
 	r.backoffUntil[z] = r.t + max(ticks(d, r.tick), 1)
-	r.res.FailedScaleUps++
+	if r.t >= r.warmup {
+		r.res.FailedScaleUps++
+	}
 }
 
 func (r *run) provision(z int) {
@@ -694,7 +710,9 @@ func (r *run) provision(z int) {
 	r.addNode(z, r.t, ready, gpu)
 	r.backoffLen[z] = 0
 	r.lastScaleUp = r.t
-	r.res.ScaleUps++
+	if r.t >= r.warmup {
+		r.res.ScaleUps++
+	}
 	r.wake(gpu)
 }
 
@@ -756,8 +774,9 @@ func (r *run) removeNode(i int) {
 				r.ready--
 			}
 			r.replicas[j] = &pod{zone: -1, created: r.t, bound: -1, readyAt: never}
-			r.res.ReplicaStarts++
-			r.res.Evictions++
+			if r.t >= r.warmup {
+				r.res.Evictions++
+			}
 		}
 	}
 	for z := range r.holders {
@@ -768,12 +787,17 @@ func (r *run) removeNode(i int) {
 		}
 	}
 	r.nodes = slices.Delete(r.nodes, i, i+1)
-	r.res.ScaleDowns++
+	if r.t >= r.warmup {
+		r.res.ScaleDowns++
+	}
 	r.dirty = true
 }
 
 // account adds one tick of GPU time.
 func (r *run) account() {
+	if r.t < r.warmup {
+		return
+	}
 	sec := r.tick.Seconds() / 3600 * float64(r.cfg.GPUsPerReplica)
 	var used, held, idle int
 	for _, n := range r.nodes {
@@ -941,8 +965,7 @@ func (r *run) workload() keda.Workload {
 func (r *run) finish() {
 	for _, p := range r.replicas {
 		if p.bound < 0 {
-			r.res.waits = append(r.res.waits, float64(r.t-p.created)*r.tick.Seconds())
-			r.res.WaitedStarts++
+			r.recordWait(p)
 		}
 	}
 	r.res.Requests = r.arrived
