@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSimulateCLI(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "rate.csv")
+	var b strings.Builder
+	b.WriteString("timestamp,rate\n")
+	for i := range 24 {
+		rate := "20"
+		if i >= 10 && i < 14 {
+			rate = "90"
+		}
+		b.WriteString(strings.Join([]string{itoa(1700000000 + 300*i), rate}, ",") + "\n")
+	}
+	if err := os.WriteFile(trace, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "headroom.yaml")
+	if err := os.WriteFile(cfg, []byte("leadTime: 8m\nquantile: 0.8\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svg := filepath.Join(dir, "out.svg")
+	var out, errb bytes.Buffer
+	code := run([]string{"simulate", "--trace", trace, "--config", cfg, "--static", "1,3", "--proportional", "0.2", "--json", "--plot", svg, "--provision", "4m..5m", "--stockout", "zone-c@10m-30m"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var rep struct {
+		Results []struct {
+			Policy       string  `json:"policy"`
+			CostVsOracle float64 `json:"costVsOracle"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range rep.Results {
+		names = append(names, r.Policy)
+		if r.CostVsOracle <= 0 {
+			t.Errorf("%s: no cost relative to the oracle", r.Policy)
+		}
+	}
+	if got := strings.Join(names, ","); got != "reactive,static-1,static-3,proportional-0.2,schedule,forecast,oracle" {
+		t.Errorf("policies %s", got)
+	}
+	if s, err := os.ReadFile(svg); err != nil || !strings.HasPrefix(string(s), "<svg") {
+		t.Errorf("plot: %v", err)
+	}
+	if errb.Len() != 0 {
+		t.Errorf("stderr is not a terminal, yet: %q", errb.String())
+	}
+
+	out.Reset()
+	if code := run([]string{"simulate", "--trace", trace, "--policies", "reactive,oracle"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "cost/oracle") {
+		t.Errorf("table: exit %d\n%s", code, out.String())
+	}
+	for _, args := range [][]string{
+		{"simulate"},
+		{"simulate", "--trace", trace, "--policies", "nope"},
+		{"simulate", "--trace", trace, "--provision", "soon"},
+		{"simulate", "--trace", trace, "--config", trace},
+		{"simulate", "--trace", filepath.Join(dir, "missing.csv")},
+	} {
+		errb.Reset()
+		if code := run(args, &out, &errb); code == 0 {
+			t.Errorf("%v: exit 0", args)
+		}
+	}
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

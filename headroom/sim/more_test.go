@@ -1,0 +1,218 @@
+package sim
+
+import (
+	"bytes"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gpu-headroom/gpu-headroom/headroom"
+)
+
+// TestInvariantsUnderCapsAndStockout runs the forecast policy with tight zone
+// caps and budget, and a zone that stocks out, checking every tick that no GPU is
+// allocated twice, placeholders stay within the plan's caps and budget, and
+// requests are conserved; and that the stocked-out zone's headroom moves.
+func TestInvariantsUnderCapsAndStockout(t *testing.T) {
+	hc, err := headroom.ParseConfig([]byte("budgetGPUs: 14\nleadTime: 7m\ncooldown: 2m\ndefaults: {max: 6}\nzones:\n  zone-b: {max: 4}\nscarcity: {pendingThreshold: 8m, initialBackoff: 5m, maxBackoff: 10m}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := stepTraffic(3*time.Hour, 50*time.Minute, 3, 50)
+	for k := 100 * 60; k < len(tr.Count); k++ { // a second step down and up
+		if (k/1200)%2 == 0 {
+			tr.Count[k], tr.Ctx[k], tr.Gen[k] = 10, 10000, 1000
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.CheckInvariants = true
+	cfg.Stockouts = []Stockout{{Zone: "zone-a", From: 20 * time.Minute, To: 2 * time.Hour}}
+	rep, err := Simulate(tr, cfg, []PolicySpec{{Kind: KindForecast, Headroom: hc, BudgetGPUs: 100}, {Kind: KindOracle, BudgetGPUs: 10}, {Kind: KindStatic, N: 3}}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := find(t, rep, "forecast")
+	if fc.FailedScaleUps == 0 {
+		t.Error("the stockout never failed a scale-up")
+	}
+	for _, r := range rep.Results {
+		for _, p := range r.Series {
+			if r.Kind == KindForecast && p.Headroom > 7 {
+				t.Fatalf("forecast holds %v placeholders (2 GPUs each) at %v, over the 14-GPU budget", p.Headroom, p.At)
+			}
+		}
+	}
+}
+
+// TestCheckCatches makes sure the invariant checker is not vacuous.
+func TestCheckCatches(t *testing.T) {
+	tr := stepTraffic(20*time.Minute, 5*time.Minute, 3, 3)
+	cfg := DefaultConfig()
+	dem := newDemandCurve(tr, &cfg)
+	dem.zeroWait = dem.want
+	for name, corrupt := range map[string]func(r *run){
+		"double allocation": func(r *run) { r.nodes[0].replicas++ },
+		"lost request":      func(r *run) { r.done++ },
+		"over cap":          func(r *run) { r.caps[0] = 0; r.setHolders(0, 1) },
+		"ready miscounted":  func(r *run) { r.ready++ },
+	} {
+		r, err := newRun(&cfg, tr, dem, PolicySpec{Kind: KindReactive})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.check(); err != nil {
+			t.Fatalf("%s: fresh run fails the check: %v", name, err)
+		}
+		corrupt(r)
+		if err := r.check(); err == nil {
+			t.Errorf("%s: check passed", name)
+		}
+	}
+}
+
+func TestParsers(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want Dist
+	}{
+		{"5m", Const(5 * time.Minute)},
+		{"4m..6m", Dist{Kind: "uniform", A: 4 * time.Minute, B: 6 * time.Minute}},
+		{"lognormal:5m,0.2", Dist{Kind: "lognormal", A: 5 * time.Minute, Sigma: 0.2}},
+	} {
+		got, err := ParseDist(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("ParseDist(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
+		}
+		if back, err := ParseDist(got.String()); err != nil || back != got {
+			t.Errorf("ParseDist(%q.String()) = %+v, %v", c.in, back, err)
+		}
+	}
+	for _, bad := range []string{"", "-1m", "6m..4m", "lognormal:5m", "lognormal:5m,9", "x..1m"} {
+		if _, err := ParseDist(bad); err == nil {
+			t.Errorf("ParseDist(%q) accepted", bad)
+		}
+	}
+	ws, err := ParseWindows("08:00-20:00=2, 22:00-06:00=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := PolicySpec{Kind: KindSchedule, Windows: ws}
+	for m, want := range map[int]int32{7 * 60: 0, 8 * 60: 2, 19*60 + 59: 2, 20 * 60: 0, 23 * 60: 1, 3 * 60: 1} {
+		if got := p.count(m); got != want {
+			t.Errorf("schedule at minute %d: %d, want %d", m, got, want)
+		}
+	}
+	for _, bad := range []string{"", "8-20=1", "08:00-20:00=x", "08:00-20:00"} {
+		if _, err := ParseWindows(bad); err == nil {
+			t.Errorf("ParseWindows(%q) accepted", bad)
+		}
+	}
+	if s, err := ParseStockout("zone-b@2h-4h"); err != nil || s != (Stockout{Zone: "zone-b", From: 2 * time.Hour, To: 4 * time.Hour}) {
+		t.Errorf("ParseStockout = %+v, %v", s, err)
+	}
+	if err := (Config{}).Validate(); err == nil {
+		t.Error("empty config validated")
+	}
+}
+
+func TestRateCSVAndPlots(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rate.csv")
+	var b strings.Builder
+	b.WriteString("timestamp,rate\n")
+	for i := range 12 {
+		rate := 20.0
+		if i >= 4 && i < 8 {
+			rate = 80
+		}
+		b.WriteString(time.Date(2024, 3, 1, 0, 5*i, 0, 0, time.UTC).Format(time.RFC3339) + "," + strconv.FormatFloat(rate, 'g', -1, 64) + "\n")
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := ReadRateCSV(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.Window != 5*time.Minute || len(rs.Windows) != 12 || rs.Windows[5].Rate != 80 {
+		t.Fatalf("rate series %+v", rs)
+	}
+	tr, err := RateTraffic(rs, TrafficOptions{Seed: 3, Scale: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := float64(tr.Total()), 0.5*(8*20+4*80)*300.0; got < 0.95*want || got > 1.05*want {
+		t.Errorf("%v requests drawn, want about %v", got, want)
+	}
+	cfg := DefaultConfig()
+	rep, err := Simulate(tr, cfg, []PolicySpec{{Kind: KindReactive}, {Kind: KindStatic, N: 1}, {Kind: KindStatic, N: 2}, {Kind: KindOracle}}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var svg, pngb bytes.Buffer
+	if err := WriteSVG(&svg, rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(svg.String(), "<svg") || !strings.Contains(svg.String(), "static-2") || !strings.HasSuffix(svg.String(), "</svg>\n") {
+		t.Error("SVG lacks its frame or a policy")
+	}
+	if err := WritePNG(&pngb, rep); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&pngb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, h := plotSize(rep); img.Bounds().Dx() != int(w) || img.Bounds().Dy() != int(h) {
+		t.Errorf("PNG is %v", img.Bounds())
+	}
+	for _, bad := range []string{"timestamp,rate\n0,1\n", "0,1\n60,x\n", "0,1\n60,1\n90,1\n", "60,1\n0,1\n"} {
+		p := filepath.Join(dir, "bad.csv")
+		if err := os.WriteFile(p, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadRateCSV(p); err == nil {
+			t.Errorf("ReadRateCSV accepted %q", bad)
+		}
+	}
+}
+
+func TestPerfModel(t *testing.T) {
+	dir := tracesDir(t)
+	p, err := ReadPerf(filepath.Join(dir, "..", "perf", "splitwise-perf-model", "perf_model.csv"), "llama2-70b", "h100-80gb", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// README: 30.5 ms per token at batch 1, 38.9 ms at batch 32 (means of 5 runs).
+	if d := p.Decode(1); d < 0.029 || d > 0.032 {
+		t.Errorf("decode at batch 1: %v s", d)
+	}
+	if d := p.Decode(32); d < 0.037 || d > 0.041 {
+		t.Errorf("decode at batch 32: %v s", d)
+	}
+	for i := 1; i < len(p.DecodePerToken); i++ {
+		if p.DecodePerToken[i] < p.DecodePerToken[i-1] {
+			t.Errorf("decode time falls with batch: %v", p.DecodePerToken)
+		}
+	}
+	if _, err := ReadPerf(filepath.Join(dir, "..", "perf", "splitwise-perf-model", "perf_model.csv"), "llama2-70b", "h100-80gb", 3); err == nil {
+		t.Error("tensor parallelism 3 accepted")
+	}
+	def := DefaultPerf()
+	p2, err := ReadPerf(filepath.Join(dir, "..", "perf", "splitwise-perf-model", "perf_model.csv"), "llama2-70b", "h100-80gb", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []float64{1, 8, 32} {
+		if a, c := def.Decode(b), p2.Decode(b); a < 0.9*c || a > 1.1*c {
+			t.Errorf("DefaultPerf decode at %v: %v, the file says %v", b, a, c)
+		}
+	}
+	if a, c := def.PrefillPerToken, p2.PrefillPerToken; a < 0.8*c || a > 1.2*c {
+		t.Errorf("DefaultPerf prefill %v, the file says %v", a, c)
+	}
+}
