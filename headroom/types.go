@@ -1,7 +1,9 @@
 package headroom
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gpu-headroom/gpu-headroom/headroom/keda"
@@ -175,3 +177,14 @@ func sortPlaceholders(ps []Placeholder) {
 // MarshalText renders the key as "zone/shapehash", so maps keyed by ZoneShape
 // encode as JSON objects (the /debug/plan report, `headroom plan --json`).
 func (k ZoneShape) MarshalText() ([]byte, error) { return []byte(k.Zone + "/" + k.ShapeHash), nil }
+
+// UnmarshalText parses "zone/shapehash" (MarshalText's form).
+func (k *ZoneShape) UnmarshalText(b []byte) error {
+	s := string(b)
+	i := strings.LastIndex(s, "/")
+	if i < 0 {
+		return fmt.Errorf("zone/shape key %q has no '/'", s)
+	}
+	k.Zone, k.ShapeHash = s[:i], s[i+1:]
+	return nil
+}

@@ -2,18 +2,23 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	"github.com/redis/go-redis/v9"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/gpu-headroom/gpu-headroom/headroom"
+	"github.com/gpu-headroom/gpu-headroom/headroom/controller"
+	"github.com/gpu-headroom/gpu-headroom/headroom/keda"
 	"github.com/gpu-headroom/gpu-headroom/test/localcluster"
 )
 
@@ -324,4 +329,85 @@ func TestHeadroomdMarksScarceZone(t *testing.T) {
 		v, err := h.metric(ctx, "headroom_scarce_zone", "zone", "zone-a")
 		return err == nil && v == 0, fmt.Sprint(v, err)
 	})
+}
+
+// Paused and fallback ScaledObjects: a paused one is planned at its paused replica
+// count; one whose scaler fails (KEDA's Fallback condition) is reported as not
+// genuine demand and its last good demand is held.
+func TestHeadroomdPausedAndFallback(t *testing.T) {
+	c := localcluster.StartT(t, localcluster.Options{
+		KEDA: true, Redis: true,
+		NodeGroups:  localcluster.H100Zones([]string{"zone-a"}, 1, 4),
+		Provisioner: fastProvisioner(),
+	})
+	ctx := context.Background()
+	if err := c.EnsureNamespace(ctx, controllerNS, nil); err != nil {
+		t.Fatal(err)
+	}
+	setConfig(t, c, "cooldown: 10s\n")
+	deployScaled(t, c, "team", "paused", true)
+	so, err := c.KEDA.KedaV1alpha1().ScaledObjects("team").Get(ctx, "paused", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	so.Annotations["autoscaling.keda.sh/paused-replicas"] = "2"
+	if _, err := c.KEDA.KedaV1alpha1().ScaledObjects("team").Update(ctx, so, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A scaler that cannot reach its Redis, with KEDA's fallback configured.
+	deployScaled(t, c, "team", "broken", true)
+	so, err = c.KEDA.KedaV1alpha1().ScaledObjects("team").Get(ctx, "broken", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	so.Spec.Triggers[0].Metadata["address"] = "127.0.0.1:1"
+	so.Spec.Fallback = &kedav1alpha1.Fallback{FailureThreshold: 1, Replicas: 1}
+	if _, err := c.KEDA.KedaV1alpha1().ScaledObjects("team").Update(ctx, so, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h := startHeadroomd(t, c, "a")
+	eventually(t, 2*time.Minute, "plan reports paused and fallback", func(ctx context.Context) (bool, string) {
+		rep, err := h.plan(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		states := map[string]string{}
+		reasons := map[string]string{}
+		for _, w := range rep.Workloads {
+			states[w.Name] = string(w.State)
+			reasons[w.Name] = rep.Demand[w.Key()].Reason
+		}
+		ok := states["paused"] == string(keda.StatePaused) && strings.Contains(reasons["paused"], "paused 2") &&
+			states["broken"] == string(keda.StateFallback)
+		return ok, fmt.Sprintf("states=%v reasons=%v", states, reasons)
+	})
+	// The paused workload's two replicas need 16 GPUs; one node is warm: the
+	// plan asks for placeholders for what is not yet ready, and KEDA keeps the
+	// Deployment at 2.
+	eventually(t, 2*time.Minute, "paused workload at 2 ready replicas, demand settles to 0", func(ctx context.Context) (bool, string) {
+		d, err := c.Kube.AppsV1().Deployments("team").Get(ctx, "paused", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		v, err := h.metric(ctx, "headroom_workload_demand_replicas", "scaledobject", "paused")
+		return err == nil && d.Status.ReadyReplicas == 2 && v == 0, fmt.Sprintf("ready=%d demand=%v", d.Status.ReadyReplicas, v)
+	})
+}
+
+// plan reads the controller's last plan from /debug/plan.
+func (h *headroomd) plan(ctx context.Context) (*controller.Report, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+h.prb+"/debug/plan", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/debug/plan: %s", resp.Status)
+	}
+	var r controller.Report
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, fmt.Errorf("decoding plan: %w", err)
+	}
+	return &r, nil
 }
