@@ -17,6 +17,14 @@ import (
 	"github.com/gpu-headroom/gpu-headroom/nodes"
 )
 
+// The simulated workload's ScaledObject, for config overrides (workloads:
+// [{namespace: sim, name: llm, ...}]).
+const (
+	workloadNamespace = "sim"
+	workloadName      = "llm"
+	workloadKey       = workloadNamespace + "/" + workloadName
+)
+
 // never is a tick that does not come.
 const never = math.MaxInt
 
@@ -153,7 +161,11 @@ func newRun(cfg *Config, tr *Traffic, dem *demandCurve, pol PolicySpec) (*run, e
 	r.cool = headroom.CooldownState{Entries: map[headroom.ZoneShape]headroom.CooldownEntry{}}
 	r.scarce = headroom.ScarcityState{Entries: map[headroom.ZoneShape]headroom.ScarcityEntry{}}
 	if pol.Kind == KindForecast {
-		fc, err := forecast.NewForecaster(forecast.DefaultConfig())
+		// The config's quantile (or the workload's override) is the level the
+		// forecaster predicts, as the controller would set it.
+		fcfg := forecast.DefaultConfig()
+		fcfg.Quantile.Q = pol.Headroom.QuantileFor(workloadKey)
+		fc, err := forecast.NewForecaster(fcfg)
 		if err != nil {
 			return nil, fmt.Errorf("creating forecaster: %w", err)
 		}
@@ -950,7 +962,7 @@ func (r *run) nodeInfo(n *node) nodes.NodeInfo {
 
 func (r *run) workload() keda.Workload {
 	w := keda.Workload{
-		Namespace: "sim", Name: "llm", TargetKind: "Deployment", TargetName: "llm", HPAName: "keda-hpa-llm",
+		Namespace: workloadNamespace, Name: workloadName, TargetKind: "Deployment", TargetName: "llm", HPAName: "keda-hpa-llm",
 		Shape: r.shape, HasShape: true, ShapeHash: r.hash, State: keda.StateActive,
 		DesiredReplicas: r.spec, HasDesired: r.spec > 0,
 		MetricReplicas: int32(math.Min(math.Ceil(r.metric/r.cfg.Target), math.MaxInt32/2)), HasMetricReplicas: true,

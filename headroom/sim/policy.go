@@ -141,7 +141,7 @@ func (r *run) plan() error {
 			r.ahead = peakAhead(r.dem.zeroWait, ticks(lead, r.tick))
 		}
 		want := min(r.ahead[r.t], r.cfg.MaxReplicas)
-		dem = headroom.Demand{Replicas: max(want-int32(r.ready), 0), Reason: fmt.Sprintf("oracle peak %d", want)}
+		dem = headroom.Demand{Replicas: max(want-int32(r.ready+r.starting()), 0), Reason: fmt.Sprintf("oracle peak %d", want)}
 	} else {
 		pol = headroom.ResolvePolicy(cfg, now, budget)
 		sig := forecast.Signals{Desired: float64(r.spec), MetricImplied: r.metric / r.cfg.Target, Pending: float64(pending), Ready: float64(r.ready)}
@@ -150,7 +150,9 @@ func (r *run) plan() error {
 		}
 		pred := r.fc.Predict(now, lead)
 		want := int32(min(math.Ceil(pred.Peak-1e-9), float64(r.cfg.MaxReplicas)))
-		dem = headroom.Demand{Replicas: max(want-int32(r.ready), 0), Reason: fmt.Sprintf("forecast peak %.1f", pred.Peak)}
+		// Replicas that are bound but still loading already hold their GPUs
+		// (Plan sees them in the nodes' Used), so they are not need.
+		dem = headroom.Demand{Replicas: max(want-int32(r.ready+r.starting()), 0), Reason: fmt.Sprintf("forecast peak %.1f", pred.Peak)}
 	}
 	snap := headroom.Snapshot{Workloads: []headroom.Workload{w}, Scarce: r.scarce.Scarce()}
 	for _, n := range r.nodes {
@@ -198,6 +200,17 @@ func (r *run) plan() error {
 	}
 	r.scarce, _ = headroom.UpdateScarcity(r.scarce, obs, added, now, cfg.ScarcityConfig())
 	return nil
+}
+
+// starting counts replicas bound to a node that are not ready yet.
+func (r *run) starting() int {
+	n := 0
+	for _, p := range r.replicas {
+		if p.bound >= 0 && !p.counted {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *run) at(t int) time.Time { return r.tr.Start.Add(time.Duration(t) * r.tick) }
