@@ -104,16 +104,17 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			return nil, fmt.Errorf("making %s: %w", d, err)
 		}
 	}
+	cl := c // the named result is nil on error returns; stop what was started
 	defer func() {
 		if r := recover(); r != nil {
-			_ = c.Stop()
+			_ = cl.Stop()
 			panic(r)
 		}
 		if err != nil {
-			if stopErr := c.Stop(); stopErr != nil {
+			if stopErr := cl.Stop(); stopErr != nil {
 				err = errors.Join(err, stopErr)
 			}
-			err = fmt.Errorf("%w (component logs in %s)", err, c.LogDir)
+			err = fmt.Errorf("%w (component logs in %s)", err, cl.LogDir)
 		}
 	}()
 	steps := []struct {

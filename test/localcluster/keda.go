@@ -96,7 +96,7 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 		"--tls-cert-file=" + filepath.Join(certDir, "tls.crt"),
 		"--tls-private-key-file=" + filepath.Join(certDir, "tls.key"),
 		"--client-ca-file=" + filepath.Join(certDir, "ca.crt"),
-		"--kubeconfig=" + c.KubeconfigPath,
+		"--lister-kubeconfig=" + c.KubeconfigPath,
 		"--authentication-kubeconfig=" + c.KubeconfigPath,
 		"--authorization-kubeconfig=" + c.KubeconfigPath,
 		fmt.Sprintf("--metrics-service-address=127.0.0.1:%d", grpcPort),
