@@ -128,7 +128,28 @@ type Report struct {
 	Requests int64         `json:"requests"`
 	Zones    []string      `json:"zones"`
 	Seed     uint64        `json:"seed"`
-	Results  []*Result     `json:"results"`
+	// Settings echoes what the numbers depend on, so a saved report can be
+	// reproduced.
+	Settings Settings  `json:"settings"`
+	Results  []*Result `json:"results"`
+}
+
+// Settings is the part of Config a reader of a report needs.
+type Settings struct {
+	GPUsPerNode    int64   `json:"gpusPerNode"`
+	GPUsPerReplica int64   `json:"gpusPerReplica"`
+	Concurrency    int     `json:"concurrency"`
+	Metric         string  `json:"metric"`
+	Target         float64 `json:"target"`
+	MinReplicas    int32   `json:"minReplicas"`
+	MaxReplicas    int32   `json:"maxReplicas"`
+	Provision      string  `json:"provision"`
+	GPUAllocatable string  `json:"gpuAllocatable"`
+	ImagePull      string  `json:"imagePull"`
+	ModelLoad      string  `json:"modelLoad"`
+	Prepull        bool    `json:"prepull"`
+	SLO            string  `json:"slo"`
+	Warmup         string  `json:"warmup"`
 }
 
 // Simulate runs every policy over the same traffic, up to parallel at a time (1
@@ -154,7 +175,11 @@ func Simulate(tr *Traffic, cfg Config, policies []PolicySpec, parallel int) (*Re
 		return nil, fmt.Errorf("simulating the zero-wait demand: %w", err)
 	}
 	dem.zeroWait = zw.desired
-	rep := &Report{Trace: tr.Name, Span: time.Duration(tr.Ticks()) * tr.Tick, Tick: tr.Tick, Requests: tr.Total(), Zones: cfg.Zones, Seed: cfg.Seed, Results: make([]*Result, len(policies))}
+	rep := &Report{Trace: tr.Name, Span: time.Duration(tr.Ticks()) * tr.Tick, Tick: tr.Tick, Requests: tr.Total(), Zones: cfg.Zones, Seed: cfg.Seed, Results: make([]*Result, len(policies)),
+		Settings: Settings{GPUsPerNode: cfg.GPUsPerNode, GPUsPerReplica: cfg.GPUsPerReplica, Concurrency: cfg.Concurrency, Metric: cfg.Metric,
+			Target: cfg.Target, MinReplicas: cfg.MinReplicas, MaxReplicas: cfg.MaxReplicas, Provision: cfg.Provision.String(),
+			GPUAllocatable: cfg.GPUAllocatable.String(), ImagePull: cfg.ImagePull.String(), ModelLoad: cfg.ModelLoad.String(),
+			Prepull: cfg.Prepull, SLO: cfg.SLO.String(), Warmup: cfg.Warmup.String()}}
 	errs := make([]error, len(policies))
 	sem := make(chan struct{}, max(parallel, 1))
 	var wg sync.WaitGroup
