@@ -216,3 +216,56 @@ func TestPerfModel(t *testing.T) {
 		t.Errorf("DefaultPerf prefill %v, the file says %v", a, c)
 	}
 }
+
+func TestRequestTrafficScaleAndOverlay(t *testing.T) {
+	start := time.Date(2023, 11, 16, 18, 0, 0, 0, time.UTC)
+	var reqs []Request
+	for i := range 1000 {
+		reqs = append(reqs, Request{At: time.Duration(i) * 600 * time.Millisecond, Ctx: 100, Gen: 10})
+	}
+	tr, err := RequestTraffic("x", start, reqs, TrafficOptions{Scale: 2.5, Overlays: []time.Duration{time.Minute}, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two copies, each every request 2 or 3 times (half of them 3): about 5000.
+	if n := tr.Total(); n < 4800 || n > 5200 {
+		t.Errorf("%d requests, want about 5000", n)
+	}
+	var ctx, gen float64
+	for k := range tr.Count {
+		ctx += float64(tr.Ctx[k])
+		gen += float64(tr.Gen[k])
+	}
+	if ctx != 100*float64(tr.Total()) || gen != 10*float64(tr.Total()) {
+		t.Errorf("token sums %v, %v for %d requests", ctx, gen, tr.Total())
+	}
+	if tr.Ticks() != 600 {
+		t.Errorf("%d ticks, want 600 (the trace's span)", tr.Ticks())
+	}
+	again, _ := RequestTraffic("x", start, reqs, TrafficOptions{Scale: 2.5, Overlays: []time.Duration{time.Minute}, Seed: 1})
+	if again.Total() != tr.Total() {
+		t.Error("same seed, different thinning")
+	}
+}
+
+// TestForecastUsesConfig checks that the ConfigMap reaches the planner: a zone
+// max of 0 leaves the forecast policy without placeholders.
+func TestForecastUsesConfig(t *testing.T) {
+	hc, err := headroom.ParseConfig([]byte("defaults: {max: 0}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := stepTraffic(40*time.Minute, 20*time.Minute, 3, 40)
+	cfg := DefaultConfig()
+	cfg.CheckInvariants = true
+	rep, err := Simulate(tr, cfg, []PolicySpec{{Kind: KindForecast, Headroom: hc}, {Kind: KindForecast}}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rep.Results[0]; r.GPUHoursPlaceholders != 0 {
+		t.Errorf("max 0: %v placeholder GPU-hours", r.GPUHoursPlaceholders)
+	}
+	if r := rep.Results[1]; r.GPUHoursPlaceholders == 0 {
+		t.Error("default config: no placeholders at all on a step")
+	}
+}
