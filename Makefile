@@ -14,7 +14,7 @@ E2E_FLAGS ?=
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/e2e')
 STATICCHECK := $(CACHE)/lint/staticcheck-v0.8.2
 
-.PHONY: all build unit e2e test bench lint vet staticcheck cluster-bins deps cluster-up cluster-down clean
+.PHONY: all build unit e2e test bench lint vet staticcheck cluster-bins deps cluster-up cluster-down gpu-check clean
 
 all: build
 
@@ -68,6 +68,10 @@ cluster-up: deps cluster-bins
 cluster-down:
 	@if [ -x $(BIN)/localcluster ]; then $(BIN)/localcluster down --dir $(CLUSTER_DIR); \
 	 else $(GO) run ./test/cmd/localcluster down --dir $(CLUSTER_DIR); fi
+
+## gpu-check: build headroom-agent (cgo) and run it once on this machine's GPUs; fails without a GPU/NVML
+gpu-check:
+	@BIN=$(BIN) GO=$(GO) hack/gpu-check.sh
 
 clean:
 	rm -rf $(BIN) e2e.out

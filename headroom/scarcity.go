@@ -107,7 +107,10 @@ func UpdateScarcity(prev ScarcityState, obs []ScarcityObservation, lastNodeAdded
 		o := seen[k]
 		nodeAt := lastNodeAdded[k.Zone]
 		switch {
-		case e.Scarce && nodeAt.After(e.MarkedAt):
+		// Node creation times have one-second resolution: a node created in the
+		// same second as the mark counts as arriving after it (retrying early is
+		// cheap; staying scarce for a whole backoff with a new node is not).
+		case e.Scarce && nodeAt.After(e.MarkedAt.Truncate(time.Second).Add(-time.Nanosecond)):
 			e = ScarcityEntry{}
 			events = append(events, ScarcityEvent{Key: k, Kind: ScarcityCleared,
 				Message: fmt.Sprintf("zone %s: a node arrived at %s; no longer scarce for shape %s", k.Zone, nodeAt.UTC().Format(time.RFC3339), k.ShapeHash)})

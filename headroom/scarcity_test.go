@@ -102,3 +102,20 @@ func TestScarcityEventMessage(t *testing.T) {
 		t.Fatalf("events %+v", evs)
 	}
 }
+
+// API timestamps have one-second resolution: a node created in the same second
+// as the mark, after it, still clears it.
+func TestScarcityClearedByNodeInSameSecond(t *testing.T) {
+	cfg := DefaultScarcityConfig()
+	k := ZoneShape{Zone: "z", ShapeHash: "h"}
+	marked := time.Date(2026, 1, 1, 10, 0, 33, 136e6, time.UTC)
+	prev := ScarcityState{Entries: map[ZoneShape]ScarcityEntry{k: {Scarce: true, MarkedAt: marked, RetryAt: marked.Add(cfg.InitialBackoff), Failures: 1}}}
+	next, events := UpdateScarcity(prev, nil, map[string]time.Time{"z": marked.Truncate(time.Second)}, marked.Add(2*time.Second), cfg)
+	if next.Scarce()[k] || len(events) != 1 || events[0].Kind != ScarcityCleared {
+		t.Fatalf("want cleared, got %+v %+v", next, events)
+	}
+	next, _ = UpdateScarcity(prev, nil, map[string]time.Time{"z": marked.Add(-2 * time.Second)}, marked.Add(2*time.Second), cfg)
+	if !next.Scarce()[k] {
+		t.Fatal("a node from before the mark's second must not clear it")
+	}
+}

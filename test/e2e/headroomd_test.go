@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/gpu-headroom/gpu-headroom/headroom"
 	"github.com/gpu-headroom/gpu-headroom/headroom/controller"
@@ -346,25 +347,23 @@ func TestHeadroomdPausedAndFallback(t *testing.T) {
 	}
 	setConfig(t, c, "cooldown: 10s\n")
 	deployScaled(t, c, "team", "paused", true)
-	so, err := c.KEDA.KedaV1alpha1().ScaledObjects("team").Get(ctx, "paused", metav1.GetOptions{})
-	if err != nil {
+	updateScaledObject(t, c, "team", "paused", func(so *kedav1alpha1.ScaledObject) {
+		so.Annotations["autoscaling.keda.sh/paused-replicas"] = "2"
+	})
+	// A scaler whose every poll fails (its key holds a string, not a list: Redis
+	// answers WRONGTYPE), with KEDA's fallback configured.
+	rdb := redis.NewClient(&redis.Options{Addr: c.RedisAddr})
+	defer rdb.Close()
+	if err := rdb.Set(ctx, "team-broken", "not a list", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	so.Annotations["autoscaling.keda.sh/paused-replicas"] = "2"
-	if _, err := c.KEDA.KedaV1alpha1().ScaledObjects("team").Update(ctx, so, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	// A scaler that cannot reach its Redis, with KEDA's fallback configured.
 	deployScaled(t, c, "team", "broken", true)
-	so, err = c.KEDA.KedaV1alpha1().ScaledObjects("team").Get(ctx, "broken", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	so.Spec.Triggers[0].Metadata["address"] = "127.0.0.1:1"
-	so.Spec.Fallback = &kedav1alpha1.Fallback{FailureThreshold: 1, Replicas: 1}
-	if _, err := c.KEDA.KedaV1alpha1().ScaledObjects("team").Update(ctx, so, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	updateScaledObject(t, c, "team", "broken", func(so *kedav1alpha1.ScaledObject) {
+		so.Spec.Fallback = &kedav1alpha1.Fallback{FailureThreshold: 1, Replicas: 1}
+		// KEDA applies fallback through the HPA, which only runs at 1+ replicas.
+		one := int32(1)
+		so.Spec.MinReplicaCount = &one
+	})
 	h := startHeadroomd(t, c, "a")
 	eventually(t, 2*time.Minute, "plan reports paused and fallback", func(ctx context.Context) (bool, string) {
 		rep, err := h.plan(ctx)
@@ -410,4 +409,21 @@ func (h *headroomd) plan(ctx context.Context) (*controller.Report, error) {
 		return nil, fmt.Errorf("decoding plan: %w", err)
 	}
 	return &r, nil
+}
+
+// updateScaledObject applies change, retrying on conflicts with KEDA's own writes.
+func updateScaledObject(t *testing.T, c *localcluster.Cluster, ns, name string, change func(*kedav1alpha1.ScaledObject)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		so, err := c.KEDA.KedaV1alpha1().ScaledObjects(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		change(so)
+		_, err = c.KEDA.KedaV1alpha1().ScaledObjects(ns).Update(context.Background(), so, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("updating ScaledObject %s/%s: %v", ns, name, err)
+	}
 }
