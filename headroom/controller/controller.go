@@ -356,8 +356,11 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 		headroom.LastNodeAdded(allNodes), now, cfg.ScarcityConfig())
 	c.scarcityEvents(events, rss)
 
+	unhealthy := c.agentReports(now)
+	gpuNodes := headroom.NodesFrom(allNodes, allPods)
+	discountUnhealthy(gpuNodes, unhealthy)
 	snap := headroom.Snapshot{
-		Nodes:        headroom.NodesFrom(allNodes, allPods),
+		Nodes:        gpuNodes,
 		Pending:      headroom.PendingFrom(allPods, ownerFunc(selectors)),
 		Workloads:    workloads,
 		Placeholders: observed,
@@ -384,7 +387,7 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 	rep := &Report{At: now, DryRun: c.opts.DryRun, Policy: policy, Workloads: workloads, Demand: effective,
 		Desired: desired, Actions: actions, Conflicts: conflicts, Scarce: c.scarcity}
 	c.setReport(rep)
-	c.observe(snap, desired, placeholderPods, workloads, effective, policy, allPods)
+	c.observe(snap, desired, placeholderPods, workloads, effective, unhealthy, allPods)
 
 	if c.opts.DryRun || c.backend == nil {
 		if len(actions) > 0 {

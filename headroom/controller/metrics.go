@@ -20,6 +20,7 @@ type Metrics struct {
 	PendingGPUPods         *prometheus.GaugeVec
 	GPUNodes               *prometheus.GaugeVec
 	FreeGPUs               *prometheus.GaugeVec
+	UnhealthyGPUs          *prometheus.GaugeVec
 	Preemptions            *prometheus.CounterVec
 	ScarceZones            *prometheus.GaugeVec
 	Actions                *prometheus.CounterVec
@@ -58,6 +59,8 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 			Help: "GPU nodes per zone and state (ready, not_ready: includes nodes whose GPUs are not allocatable yet)."}, []string{"zone", "state"}),
 		FreeGPUs: f.NewGaugeVec(prometheus.GaugeOpts{Name: "headroom_free_gpus",
 			Help: "Allocatable GPUs not requested by any pod (placeholders count as using), per zone and GPU resource."}, []string{"zone", "gpu_resource"}),
+		UnhealthyGPUs: f.NewGaugeVec(prometheus.GaugeOpts{Name: "headroom_unhealthy_gpus",
+			Help: "GPUs that headroom-agent reports unhealthy (XID, ECC, not answering), per zone; not counted as warm or free."}, []string{"zone"}),
 		Preemptions: f.NewCounterVec(prometheus.CounterOpts{Name: "headroom_placeholder_preemptions_total",
 			Help: "Placeholder pods preempted by the scheduler (an inference pod took their GPUs)."}, []string{"zone"}),
 		ScarceZones: f.NewGaugeVec(prometheus.GaugeOpts{Name: "headroom_scarce_zone",

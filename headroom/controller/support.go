@@ -118,7 +118,7 @@ func (c *Controller) warnUnknownZones(cfg headroom.Config, ns []headroom.Node) {
 
 // observe sets the gauges from this pass.
 func (c *Controller) observe(s headroom.Snapshot, d headroom.Desired, phPods []*corev1.Pod, ws []headroom.Workload,
-	demand map[string]headroom.Demand, p headroom.Policy, pods []*corev1.Pod) {
+	demand map[string]headroom.Demand, unhealthy map[string]int, pods []*corev1.Pod) {
 	m := c.metrics
 	m.BudgetGPUs.Set(float64(d.BudgetGPUs))
 	m.PlaceholderPodsDesired.Reset()
@@ -129,6 +129,16 @@ func (c *Controller) observe(s headroom.Snapshot, d headroom.Desired, phPods []*
 	}
 	m.PlaceholderPods.Reset()
 	m.ReservedGPUs.Reset()
+	// Warm GPUs per node: what running placeholders hold, but never more than the
+	// node's healthy GPUs left after real pods (the agent's unhealthy count).
+	healthyLeft := map[string]map[corev1.ResourceName]int64{}
+	for _, n := range s.Nodes {
+		left := map[corev1.ResourceName]int64{}
+		for _, name := range n.Allocatable.GPUNames() {
+			left[name] = max(n.Allocatable.GPU(name)-n.Used.GPU(name), 0)
+		}
+		healthyLeft[n.Name] = left
+	}
 	for _, pod := range phPods {
 		if nodes.IsTerminated(pod) || pod.DeletionTimestamp != nil {
 			continue
@@ -138,10 +148,21 @@ func (c *Controller) observe(s headroom.Snapshot, d headroom.Desired, phPods []*
 		if pod.Spec.NodeName != "" {
 			phase = "running"
 			for name, n := range nodes.PodGPURequests(pod) {
-				m.ReservedGPUs.WithLabelValues(zone, string(name)).Add(float64(n))
+				left := healthyLeft[pod.Spec.NodeName]
+				warm := min(n, left[name])
+				if left != nil {
+					left[name] -= warm
+				}
+				m.ReservedGPUs.WithLabelValues(zone, string(name)).Add(float64(warm))
 			}
 		}
 		m.PlaceholderPods.WithLabelValues(zone, shape, phase).Inc()
+	}
+	m.UnhealthyGPUs.Reset()
+	for _, n := range s.Nodes {
+		if bad := unhealthy[n.Name]; bad > 0 {
+			m.UnhealthyGPUs.WithLabelValues(n.Zone).Add(float64(bad))
+		}
 	}
 	m.WorkloadReplicas.Reset()
 	m.WorkloadDemand.Reset()
@@ -195,5 +216,4 @@ func (c *Controller) observe(s headroom.Snapshot, d headroom.Desired, phPods []*
 	for _, k := range keys {
 		m.ScarceZones.WithLabelValues(k.Zone, k.ShapeHash).Set(1)
 	}
-	_ = p
 }
