@@ -427,3 +427,43 @@ func updateScaledObject(t *testing.T, c *localcluster.Cluster, ns, name string, 
 		t.Fatalf("updating ScaledObject %s/%s: %v", ns, name, err)
 	}
 }
+
+// Scale to zero with a night schedule: while the schedule is active the floor is
+// 0, the placeholders go after the cooldown and the stand-in autoscaler removes
+// the nodes they kept.
+func TestHeadroomdNightScheduleDropsHeadroomAndNodes(t *testing.T) {
+	c := localcluster.StartT(t, localcluster.Options{
+		KEDA: true, Redis: true,
+		NodeGroups:  localcluster.H100Zones([]string{"zone-a", "zone-b"}, 0, 4),
+		Provisioner: fastProvisioner(),
+	})
+	ctx := context.Background()
+	if err := c.EnsureNamespace(ctx, controllerNS, nil); err != nil {
+		t.Fatal(err)
+	}
+	day := "cooldown: 3s\nzones:\n  zone-a: {min: 8, max: 32}\n  zone-b: {min: 8, max: 32}\n"
+	setConfig(t, c, day)
+	deployScaled(t, c, "team", "llm", true) // min 0 and an empty queue: scaled to zero
+	h := startHeadroomd(t, c, "a")
+	eventually(t, 2*time.Minute, "daytime floors: a warm node per zone", func(ctx context.Context) (bool, string) {
+		m, err := runningPlaceholders(ctx, c)
+		return err == nil && m["zone-a"] == 1 && m["zone-b"] == 1, fmt.Sprint(m, err)
+	})
+	// A schedule window around the current time, so "night" is now.
+	now := time.Now().UTC()
+	night := fmt.Sprintf("schedules:\n  - name: night\n    timeZone: UTC\n    start: %q\n    end: %q\n    min: 0\n",
+		now.Add(-time.Hour).Format("15:04"), now.Add(time.Hour).Format("15:04"))
+	setConfig(t, c, day+night)
+	eventually(t, time.Minute, "no placeholders at night", func(ctx context.Context) (bool, string) {
+		v, err := h.metric(ctx, "headroom_placeholder_pods_desired")
+		m, _ := runningPlaceholders(ctx, c)
+		return err == nil && v == 0 && len(m) == 0, fmt.Sprint(v, m, err)
+	})
+	eventually(t, time.Minute, "GPU nodes scaled down", func(ctx context.Context) (bool, string) {
+		n, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(n.Items) == 0, fmt.Sprint(len(n.Items), " nodes")
+	})
+}
