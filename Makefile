@@ -10,6 +10,8 @@ CLUSTER_DIR ?= .cluster
 E2E_TIMEOUT ?= 45m
 # E2E_FLAGS=-v shows every test as it runs; E2E_FLAGS='-run TestName' picks one.
 E2E_FLAGS ?=
+# SCALEBENCH_FLAGS='--nodes 100 --pods 1000' runs a smaller scale benchmark.
+SCALEBENCH_FLAGS ?=
 
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/e2e')
 STATICCHECK := $(CACHE)/lint/staticcheck-v0.8.2
@@ -34,9 +36,12 @@ e2e: deps cluster-bins
 ## test: what CI runs (.ci/run)
 test: unit e2e
 
-## bench: benchmarks (tables are printed by go test -bench)
-bench:
+## bench: Go benchmarks of the pure core, then headroomd at scale on the local cluster (prints a table)
+bench: deps cluster-bins
 	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/headroomd ./cmd/headroomd
+	HEADROOM_CLUSTER_BINS="$$(hack/cluster-bins.sh path)" $(GO) run ./test/cmd/scalebench --headroomd $(BIN)/headroomd $(SCALEBENCH_FLAGS)
 
 ## lint: go vet and staticcheck (built from the module proxy)
 lint: vet staticcheck

@@ -33,6 +33,9 @@ type Options struct {
 	// KEDA starts KEDA's operator and metrics adapter and installs its CRDs. It
 	// needs root (for the veth link the adapter listens on).
 	KEDA bool
+	// KEDACRDsOnly installs KEDA's CRDs without running KEDA (benchmarks that
+	// write ScaledObjects and HPAs themselves).
+	KEDACRDsOnly bool
 	// Redis starts a redis-server on a loopback port (RedisAddr).
 	Redis bool
 	// NodeGroups are the GPU node pools; their MinSize nodes are created ready at
@@ -43,6 +46,10 @@ type Options struct {
 	// HPASyncPeriod is kube-controller-manager's HPA loop period (default 2s so
 	// tests see KEDA's scaling in seconds; Kubernetes' default is 15s).
 	HPASyncPeriod time.Duration
+	// DisableControllers lists extra kube-controller-manager controllers to turn
+	// off (e.g. "horizontal-pod-autoscaler-controller" for a benchmark that
+	// writes HPA status itself).
+	DisableControllers []string
 	// Logf receives progress lines (nil: discarded).
 	Logf func(format string, args ...any)
 }
@@ -127,6 +134,12 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		{"kube-controller-manager", c.startControllerManager},
 		{"kube-scheduler", c.startScheduler},
 		{"kwok", c.startKwok},
+	}
+	if opts.KEDACRDsOnly && !opts.KEDA {
+		steps = append(steps, struct {
+			name string
+			fn   func(context.Context) error
+		}{"KEDA CRDs", c.installKEDACRDs})
 	}
 	if opts.Redis {
 		steps = append(steps, struct {
@@ -353,11 +366,15 @@ func (c *Cluster) startControllerManager(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	controllers := "*,-node-ipam-controller,-kube-apiserver-serving-clustertrustbundle-publisher-controller"
+	for _, d := range c.opts.DisableControllers {
+		controllers += ",-" + d
+	}
 	args := append(c.componentArgs(port),
 		// node-ipam needs a pod CIDR we do not have; the trust-bundle publisher
 		// needs a feature this cluster does not turn on. The node lifecycle
 		// controller stays on: it lifts the not-ready taint from new nodes.
-		"--controllers=*,-node-ipam-controller,-kube-apiserver-serving-clustertrustbundle-publisher-controller",
+		"--controllers="+controllers,
 		"--use-service-account-credentials=false",
 		"--service-account-private-key-file="+c.path("pki", "sa.key"),
 		"--root-ca-file="+c.path("pki", "ca.crt"),

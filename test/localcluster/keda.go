@@ -32,12 +32,17 @@ var (
 	apiServiceGVR = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
 )
 
-func (c *Cluster) startKEDA(ctx context.Context) error {
+func (c *Cluster) installKEDACRDs(ctx context.Context) error {
 	crdDir, err := c.bins.path("keda-crds")
 	if err != nil {
 		return fmt.Errorf("KEDA CRDs: %w (re-run `make cluster-bins`)", err)
 	}
-	if err := c.InstallCRDs(ctx, crdDir); err != nil {
+	return c.InstallCRDs(ctx, crdDir)
+}
+
+func (c *Cluster) startKEDA(ctx context.Context) error {
+	err := c.installKEDACRDs(ctx)
+	if err != nil {
 		return err
 	}
 	if err := c.EnsureNamespace(ctx, KEDANamespace, nil); err != nil {
