@@ -24,6 +24,8 @@ func rootCommands() map[string]command {
 	return map[string]command{
 		"version":  versionCommand(),
 		"simulate": simulateCommand(),
+		"plan":     planCommand(),
+		"doctor":   doctorCommand(),
 		"forecast": {
 			Summary: "forecast tools",
 			Sub: map[string]command{

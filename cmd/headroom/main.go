@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,11 @@ func main() {
 // tests can call run directly.
 func run(args []string, stdout, stderr io.Writer) int {
 	if err := dispatch(rootCommands(), args, stdout, stderr); err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			fmt.Fprintln(stderr, "headroom:", ee.msg)
+			return ee.code
+		}
 		if err != errUsage {
 			fmt.Fprintln(stderr, "headroom:", err)
 		}
