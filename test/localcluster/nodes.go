@@ -73,6 +73,14 @@ func (g *NodeGroup) defaults() {
 	}
 }
 
+// GPUResourceOrDefault is the group's GPU resource name; nil-safe.
+func (g *NodeGroup) GPUResourceOrDefault() corev1.ResourceName {
+	if g == nil || g.GPUResource == "" {
+		return GPUResource
+	}
+	return g.GPUResource
+}
+
 func (g *NodeGroup) validate() error {
 	switch {
 	case g.Name == "" || g.Zone == "":

@@ -350,10 +350,19 @@ func (p *Provisioner) scaleUp(ctx context.Context, now time.Time, nodes []*corev
 		if g != nil {
 			size[g.Name]++
 		}
-		if n.DeletionTimestamp != nil || !NodeSchedulable(n) {
+		if n.DeletionTimestamp != nil {
 			continue
 		}
 		free := n.Status.Allocatable.DeepCopy()
+		taints := n.Spec.Taints
+		if q, ok := free[g.GPUResourceOrDefault()]; g != nil && (!ok || q.IsZero()) {
+			// A node of ours without its GPUs yet (or the lister has not seen
+			// them): upcoming, counted from the template as cluster-autoscaler
+			// does for GPU nodes whose device plugin is not up.
+			free, taints = g.resources(true), g.Taints
+		} else if !NodeSchedulable(n) {
+			continue
+		}
 		for _, pod := range byNode[n.Name] {
 			for name, q := range podRequests(pod) {
 				f := free[name]
@@ -361,7 +370,7 @@ func (p *Provisioner) scaleUp(ctx context.Context, now time.Time, nodes []*corev
 				free[name] = f
 			}
 		}
-		room = append(room, &capacity{group: g, labels: n.Labels, taints: n.Spec.Taints, free: free})
+		room = append(room, &capacity{group: g, labels: n.Labels, taints: taints, free: free})
 	}
 	for _, u := range p.inflight {
 		g := p.group(u.group)
