@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -234,3 +235,18 @@ func percentile(v []float64, p float64) float64 {
 }
 
 func seconds(s float64) time.Duration { return time.Duration(math.Round(s * 1e9)) }
+
+// NodeKeys returns the node pools with samples, sorted by zone then product.
+func (l *LeadTime) NodeKeys() []NodeKey {
+	keys := make([]NodeKey, 0, len(l.nodes))
+	for k := range l.nodes {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b NodeKey) int {
+		if a.Zone != b.Zone {
+			return strings.Compare(a.Zone, b.Zone)
+		}
+		return strings.Compare(a.GPUProduct, b.GPUProduct)
+	})
+	return keys
+}

@@ -75,6 +75,7 @@ type Controller struct {
 	metrics    *Metrics
 	forecaster headroom.Forecaster
 	forecasts  *ForecastDemand
+	lead       *leadTimes
 	now        func() time.Time
 
 	nodes        corelisters.NodeLister
@@ -124,7 +125,7 @@ func New(opts Options, log *zap.Logger, kube kubernetes.Interface, inf Informers
 	}
 	c := &Controller{
 		opts: opts, log: log, kube: kube, backend: backend, recorder: recorder, metrics: metrics,
-		forecaster: forecaster, now: now, lastGood: map[string]headroom.Demand{},
+		forecaster: forecaster, now: now, lastGood: map[string]headroom.Demand{}, lead: newLeadTimes(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "headroom"}),
@@ -132,6 +133,7 @@ func New(opts Options, log *zap.Logger, kube kubernetes.Interface, inf Informers
 	if c.forecaster == nil {
 		if opts.Forecast {
 			fd := NewForecastDemand(c.currentConfig)
+			fd.Horizon = c.horizon
 			c.forecaster, c.forecasts = fd, fd
 		} else {
 			c.forecaster = headroom.ReactiveForecaster{}
@@ -160,15 +162,20 @@ func New(opts Options, log *zap.Logger, kube kubernetes.Interface, inf Informers
 	ri := inf.Namespace.Apps().V1().ReplicaSets()
 	ci := inf.Namespace.Core().V1().ConfigMaps()
 	oi := inf.KEDA.Keda().V1alpha1().ScaledObjects()
+	nodeHandler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.queue.Add(queueKey) },
+		UpdateFunc: func(old, cur any) { c.lead.nodeUpdate(old, cur); c.queue.Add(queueKey) },
+		DeleteFunc: func(any) { c.queue.Add(queueKey) },
+	}
 	podHandler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.queue.Add(queueKey) },
-		UpdateFunc: func(old, cur any) { c.countPreemption(cur); c.queue.Add(queueKey) },
+		UpdateFunc: func(old, cur any) { c.countPreemption(cur); c.lead.podUpdate(old, cur); c.queue.Add(queueKey) },
 		DeleteFunc: func(obj any) { c.countPreemption(obj); c.queue.Add(queueKey) },
 	}
 	for _, x := range []struct {
 		i informer
 		h cache.ResourceEventHandler
-	}{{ni, enqueue}, {pi, podHandler}, {di, enqueue}, {si, enqueue}, {hi, enqueue}, {ri, enqueue}, {ci, enqueue}, {oi, enqueue}} {
+	}{{ni, nodeHandler}, {pi, podHandler}, {di, enqueue}, {si, enqueue}, {hi, enqueue}, {ri, enqueue}, {ci, enqueue}, {oi, enqueue}} {
 		if err := add(x.i, x.h); err != nil {
 			return nil, err
 		}
@@ -242,6 +249,15 @@ func (c *Controller) countPreemption(obj any) {
 			return
 		}
 	}
+}
+
+// horizon is a workload's lead time: a per-workload leadTime in the config, else
+// the measured p90 of node provisioning plus pod start, else the configured
+// default.
+func (c *Controller) horizon(key string, cfg headroom.Config) time.Duration {
+	wc, ok := cfg.Workload(key)
+	d, _ := c.lead.horizon(key, cfg.LeadTimeFor(key), ok && wc.LeadTime != nil)
+	return d
 }
 
 // currentConfig is the last good config (defaults before the first pass).
@@ -331,6 +347,7 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 	observed := placeholder.Observed(rss)
 
 	workloads, selectors, images := c.workloads(cfg)
+	c.lead.drain(ownerFunc(selectors))
 	current := map[string]headroom.Demand{}
 	for _, w := range workloads {
 		current[w.Key()] = c.forecaster.Demand(w, now)

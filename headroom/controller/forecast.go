@@ -21,6 +21,9 @@ import (
 type ForecastDemand struct {
 	// Config returns the config in force (lead time and quantile per workload).
 	Config func() headroom.Config
+	// Horizon, if set, returns the workload's lead time (measured or configured);
+	// nil means the config's lead time.
+	Horizon func(key string, cfg headroom.Config) time.Duration
 
 	mu  sync.Mutex
 	per map[string]*entry
@@ -47,6 +50,9 @@ func (fd *ForecastDemand) Demand(w headroom.Workload, now time.Time) headroom.De
 	cfg := fd.Config()
 	q := cfg.QuantileFor(w.Key())
 	lead := cfg.LeadTimeFor(w.Key())
+	if fd.Horizon != nil {
+		lead = fd.Horizon(w.Key(), cfg)
+	}
 	fd.mu.Lock()
 	defer fd.mu.Unlock()
 	e := fd.per[w.Key()]

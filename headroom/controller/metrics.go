@@ -21,6 +21,9 @@ type Metrics struct {
 	GPUNodes               *prometheus.GaugeVec
 	FreeGPUs               *prometheus.GaugeVec
 	UnhealthyGPUs          *prometheus.GaugeVec
+	NodeProvisioning       *prometheus.GaugeVec
+	PodStartup             *prometheus.GaugeVec
+	LeadTime               *prometheus.GaugeVec
 	Preemptions            *prometheus.CounterVec
 	ScarceZones            *prometheus.GaugeVec
 	Actions                *prometheus.CounterVec
@@ -61,6 +64,12 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 			Help: "Allocatable GPUs not requested by any pod (placeholders count as using), per zone and GPU resource."}, []string{"zone", "gpu_resource"}),
 		UnhealthyGPUs: f.NewGaugeVec(prometheus.GaugeOpts{Name: "headroom_unhealthy_gpus",
 			Help: "GPUs that headroom-agent reports unhealthy (XID, ECC, not answering), per zone; not counted as warm or free."}, []string{"zone"}),
+		NodeProvisioning: f.NewGaugeVec(prometheus.GaugeOpts{Name: "headroom_node_provisioning_seconds",
+			Help: "Measured p90 time from GPU node creation until its GPUs are allocatable, per zone and GPU product."}, []string{"zone", "gpu_product"}),
+		PodStartup: f.NewGaugeVec(prometheus.GaugeOpts{Name: "headroom_pod_startup_seconds",
+			Help: "Measured p90 time from a workload pod's creation until Ready (scheduling, image pull, model load)."}, []string{"namespace", "scaledobject"}),
+		LeadTime: f.NewGaugeVec(prometheus.GaugeOpts{Name: "headroom_lead_time_seconds",
+			Help: "Forecast horizon in force per workload: measured node provisioning plus pod start (p90), or the configured lead time."}, []string{"namespace", "scaledobject"}),
 		Preemptions: f.NewCounterVec(prometheus.CounterOpts{Name: "headroom_placeholder_preemptions_total",
 			Help: "Placeholder pods preempted by the scheduler (an inference pod took their GPUs)."}, []string{"zone"}),
 		ScarceZones: f.NewGaugeVec(prometheus.GaugeOpts{Name: "headroom_scarce_zone",

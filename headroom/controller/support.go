@@ -173,6 +173,24 @@ func (c *Controller) observe(s headroom.Snapshot, d headroom.Desired, phPods []*
 		m.WorkloadReplicas.WithLabelValues(w.Namespace, w.Name, "max").Set(float64(w.MaxReplicas))
 		m.WorkloadDemand.WithLabelValues(w.Namespace, w.Name).Set(float64(demand[w.Key()].Replicas))
 	}
+	var wkeys []string
+	for _, w := range ws {
+		wkeys = append(wkeys, w.Key())
+	}
+	nodeP, podP := c.lead.percentiles(wkeys)
+	m.NodeProvisioning.Reset()
+	for k, d := range nodeP {
+		m.NodeProvisioning.WithLabelValues(k.Zone, k.GPUProduct).Set(d.Seconds())
+	}
+	m.PodStartup.Reset()
+	m.LeadTime.Reset()
+	cfg := c.currentConfig()
+	for _, w := range ws {
+		if d, ok := podP[w.Key()]; ok {
+			m.PodStartup.WithLabelValues(w.Namespace, w.Name).Set(d.Seconds())
+		}
+		m.LeadTime.WithLabelValues(w.Namespace, w.Name).Set(c.horizon(w.Key(), cfg).Seconds())
+	}
 	m.PendingGPUPods.Reset()
 	for _, pp := range s.Pending {
 		z := pp.Zone

@@ -1,0 +1,142 @@
+package controller
+
+import (
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/gpu-headroom/gpu-headroom/forecast"
+	"github.com/gpu-headroom/gpu-headroom/nodes"
+)
+
+// leadTimes measures the two halves of a workload's lead time from informer
+// events: how long GPU nodes take from creation until their GPUs are
+// allocatable (per zone and GPU product), and how long the workload's pods take
+// from creation to Ready. forecast.LeadTime turns them into a horizon.
+type leadTimes struct {
+	mu    sync.Mutex
+	lt    *forecast.LeadTime
+	ready []podReady // pods that became Ready since the last pass
+}
+
+type podReady struct {
+	pod *corev1.Pod
+	d   time.Duration
+}
+
+func newLeadTimes() *leadTimes {
+	lt, _ := forecast.NewLeadTime(forecast.LeadTimeConfig{
+		Percentile: 0.9, MinSamples: 3, Capacity: 64,
+		// Until measured, the configured lead time stands (see horizon).
+		NodeFallback: 0, PodFallback: 0,
+	})
+	return &leadTimes{lt: lt}
+}
+
+// nodeUpdate records a node whose GPUs just became allocatable.
+func (l *leadTimes) nodeUpdate(oldObj, newObj any) {
+	o, ok1 := oldObj.(*corev1.Node)
+	n, ok2 := newObj.(*corev1.Node)
+	if !ok1 || !ok2 {
+		return
+	}
+	before, after := nodes.FromNode(o), nodes.FromNode(n)
+	if before.GPUReady || !after.GPUReady || after.Zone == "" {
+		return
+	}
+	d := time.Since(n.CreationTimestamp.Time)
+	l.mu.Lock()
+	_ = l.lt.ObserveNode(forecast.NodeKey{Zone: after.Zone, GPUProduct: after.GPUProduct}, d)
+	l.mu.Unlock()
+}
+
+// podUpdate records a pod that just became Ready; the pass maps it to its workload.
+func (l *leadTimes) podUpdate(oldObj, newObj any) {
+	o, ok1 := oldObj.(*corev1.Pod)
+	n, ok2 := newObj.(*corev1.Pod)
+	if !ok1 || !ok2 || podIsReady(o) || !podIsReady(n) {
+		return
+	}
+	var at time.Time
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			at = c.LastTransitionTime.Time
+		}
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	l.mu.Lock()
+	if len(l.ready) < 10000 { // bounded: a pass drains it
+		l.ready = append(l.ready, podReady{pod: n, d: at.Sub(n.CreationTimestamp.Time)})
+	}
+	l.mu.Unlock()
+}
+
+func podIsReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// drain attributes the pods that became Ready to workloads.
+func (l *leadTimes) drain(owner func(*corev1.Pod) string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.ready {
+		if w := owner(r.pod); w != "" {
+			_ = l.lt.ObservePod(w, r.d)
+		}
+	}
+	l.ready = l.ready[:0]
+}
+
+// horizon is the workload's lead time: the measured p90 of node provisioning
+// plus pod start (the slowest zone and GPU product seen), each part falling back
+// to the configured lead time until measured. An explicit per-workload leadTime
+// in the config always wins.
+func (l *leadTimes) horizon(workload string, configured time.Duration, override bool) (time.Duration, string) {
+	if override {
+		return configured, "config override"
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var best time.Duration
+	src := ""
+	for _, k := range l.nodeKeys() {
+		d, s := l.lt.Horizon(workload, k)
+		if s == forecast.LeadMeasured && d > best {
+			best, src = d, "measured"
+		}
+	}
+	if best == 0 {
+		return configured, "configured (not yet measured)"
+	}
+	return best, src
+}
+
+func (l *leadTimes) nodeKeys() []forecast.NodeKey { return l.lt.NodeKeys() }
+
+// percentiles returns the measured node provisioning percentile per key and the
+// pod start percentile per workload, for metrics.
+func (l *leadTimes) percentiles(workloads []string) (map[forecast.NodeKey]time.Duration, map[string]time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	nodesP := map[forecast.NodeKey]time.Duration{}
+	for _, k := range l.lt.NodeKeys() {
+		if d, ok := l.lt.NodePercentile(k); ok {
+			nodesP[k] = d
+		}
+	}
+	podsP := map[string]time.Duration{}
+	for _, w := range workloads {
+		if d, ok := l.lt.PodPercentile(w); ok {
+			podsP[w] = d
+		}
+	}
+	return nodesP, podsP
+}

@@ -1,0 +1,39 @@
+package controller
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestLeadTimesMeasureNodesAndPods(t *testing.T) {
+	l := newLeadTimes()
+	if d, src := l.horizon("ns/llm", 10*time.Minute, false); d != 10*time.Minute || src == "measured" {
+		t.Fatalf("before samples: %s %s", d, src)
+	}
+	for i := 0; i < 3; i++ {
+		created := metav1.NewTime(time.Now().Add(-4 * time.Minute))
+		old := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", CreationTimestamp: created,
+			Labels: map[string]string{"topology.kubernetes.io/zone": "a", "nvidia.com/gpu.product": "H100"}}}
+		cur := old.DeepCopy()
+		cur.Status.Allocatable = corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("8")}
+		l.nodeUpdate(old, cur)
+		l.nodeUpdate(cur, cur) // no transition: not counted again
+		pc := metav1.NewTime(time.Now().Add(-2 * time.Minute))
+		op := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", CreationTimestamp: pc, Labels: map[string]string{"app": "llm"}}}
+		np := op.DeepCopy()
+		np.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(pc.Add(90 * time.Second))}}
+		l.podUpdate(op, np)
+	}
+	l.drain(func(p *corev1.Pod) string { return p.Namespace + "/" + p.Labels["app"] })
+	d, src := l.horizon("ns/llm", 10*time.Minute, false)
+	if src != "measured" || d < 5*time.Minute || d > 6*time.Minute {
+		t.Fatalf("measured horizon %s (%s), want about 4m + 90s", d, src)
+	}
+	if d, _ := l.horizon("ns/llm", 7*time.Minute, true); d != 7*time.Minute {
+		t.Fatalf("override ignored: %s", d)
+	}
+}
