@@ -16,25 +16,39 @@ func Trim(obj any) (any, error) {
 		a.SetManagedFields(nil)
 	}
 	if p, ok := obj.(*corev1.Pod); ok {
-		p.Spec.Volumes = nil
-		for i := range p.Spec.Containers {
-			trimContainer(&p.Spec.Containers[i])
+		// Pods are most of what the informers hold: keep what scheduling,
+		// demand and placeholder accounting read, drop the rest.
+		p.Annotations = nil
+		p.Spec = corev1.PodSpec{
+			NodeName: p.Spec.NodeName, NodeSelector: p.Spec.NodeSelector, Affinity: trimAffinity(p.Spec.Affinity),
+			Tolerations: p.Spec.Tolerations, Priority: p.Spec.Priority, PriorityClassName: p.Spec.PriorityClassName,
+			Overhead: p.Spec.Overhead, Containers: trimContainers(p.Spec.Containers), InitContainers: trimContainers(p.Spec.InitContainers),
 		}
-		for i := range p.Spec.InitContainers {
-			trimContainer(&p.Spec.InitContainers[i])
-		}
-		p.Status.ContainerStatuses = nil
-		p.Status.InitContainerStatuses = nil
-		p.Status.EphemeralContainerStatuses = nil
-		delete(p.Annotations, "kubectl.kubernetes.io/last-applied-configuration")
+		p.Status = corev1.PodStatus{Phase: p.Status.Phase, Conditions: p.Status.Conditions, NominatedNodeName: p.Status.NominatedNodeName}
 	}
 	return obj, nil
 }
 
-func trimContainer(c *corev1.Container) {
-	c.Env, c.EnvFrom, c.VolumeMounts, c.VolumeDevices = nil, nil, nil, nil
-	c.LivenessProbe, c.ReadinessProbe, c.StartupProbe, c.Lifecycle = nil, nil, nil, nil
-	c.Args, c.Command = nil, nil
+// trimContainers keeps each container's name, resources and restart policy
+// (sidecars count like app containers).
+func trimContainers(cs []corev1.Container) []corev1.Container {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]corev1.Container, len(cs))
+	for i, c := range cs {
+		out[i] = corev1.Container{Name: c.Name, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
+	}
+	return out
+}
+
+// trimAffinity keeps required node affinity only (what decides where a pod fits).
+func trimAffinity(a *corev1.Affinity) *corev1.Affinity {
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return nil
+	}
+	return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution}}
 }
 
 // ServeReport writes the last plan as JSON (the /debug/plan endpoint).
