@@ -43,7 +43,7 @@ type flags struct {
 	kubeconfig, namespace, configMap, metricsAddr, probeAddr string
 	budget                                                   int64
 	dryRun, prepull, leaderElect, forecast                   bool
-	resync                                                   time.Duration
+	resync, checkpointInterval                               time.Duration
 	priorityClass                                            string
 	priorityValue                                            int
 	createPriorityClass, allowPriorityOutside                bool
@@ -61,6 +61,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.Int64Var(&f.budget, "budget-gpus", 0, "hard cap on GPUs that placeholders may ever hold, cluster-wide (required; the ConfigMap can only lower it)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "compute and expose the plan, write nothing")
 	fs.BoolVar(&f.forecast, "forecast", false, "plan for the forecast peak of each workload within its lead time (quantile and lead time from the ConfigMap) instead of the reactive need")
+	fs.DurationVar(&f.checkpointInterval, "checkpoint-interval", time.Minute, "with --forecast: how often forecaster state is saved to the ConfigMap <config-map>-forecast")
 	fs.BoolVar(&f.prepull, "prepull", false, "placeholders run the workload's own image (command replaced by sleep) so warm nodes hold the image")
 	fs.StringVar(&f.pauseImage, "pause-image", placeholder.DefaultPauseImage, "image of placeholder pods when --prepull is off")
 	fs.DurationVar(&f.resync, "resync", 30*time.Second, "reconcile at least this often, besides watch events")
@@ -214,7 +215,7 @@ func run(ctx context.Context, f *flags, log *zap.Logger) error {
 		}
 		c, err := controller.New(controller.Options{
 			Namespace: f.namespace, ConfigMapName: f.configMap, BudgetGPUs: f.budget, DryRun: f.dryRun,
-			Resync: f.resync, Prepull: f.prepull, Forecast: f.forecast,
+			Resync: f.resync, Prepull: f.prepull, Forecast: f.forecast, CheckpointInterval: f.checkpointInterval,
 		}, log, kube, inf, backend, recorder, metrics, nil, nil)
 		if err != nil {
 			return err

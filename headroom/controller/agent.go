@@ -70,4 +70,3 @@ func discountUnhealthy(ns []headroom.Node, unhealthy map[string]int) {
 func isFullGPU(name corev1.ResourceName) bool {
 	return name == "nvidia.com/gpu" || name == "amd.com/gpu"
 }
-

@@ -55,6 +55,8 @@ type Options struct {
 	// within its lead time (ForecastDemand) instead of the reactive need, when no
 	// forecaster is passed to New.
 	Forecast bool
+	// CheckpointInterval is how often forecaster state is saved (default 1m).
+	CheckpointInterval time.Duration
 }
 
 // Informers are the typed informers the controller reads, built in cmd (or a
@@ -67,16 +69,18 @@ type Informers struct {
 
 // Controller is the reconcile loop.
 type Controller struct {
-	opts       Options
-	log        *zap.Logger
-	kube       kubernetes.Interface
-	backend    placeholder.Backend
-	recorder   record.EventRecorder
-	metrics    *Metrics
-	forecaster headroom.Forecaster
-	forecasts  *ForecastDemand
-	lead       *leadTimes
-	now        func() time.Time
+	opts           Options
+	log            *zap.Logger
+	kube           kubernetes.Interface
+	backend        placeholder.Backend
+	recorder       record.EventRecorder
+	metrics        *Metrics
+	forecaster     headroom.Forecaster
+	forecasts      *ForecastDemand
+	lead           *leadTimes
+	restored       bool
+	lastCheckpoint time.Time
+	now            func() time.Time
 
 	nodes        corelisters.NodeLister
 	pods         corelisters.PodLister
@@ -116,6 +120,9 @@ func New(opts Options, log *zap.Logger, kube kubernetes.Interface, inf Informers
 	}
 	if opts.Resync <= 0 {
 		opts.Resync = 30 * time.Second
+	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = time.Minute
 	}
 	if opts.MaxActionsPerPass <= 0 {
 		opts.MaxActionsPerPass = 50
@@ -348,6 +355,7 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 
 	workloads, selectors, images := c.workloads(cfg)
 	c.lead.drain(ownerFunc(selectors))
+	c.restoreForecasts(cfg)
 	current := map[string]headroom.Demand{}
 	for _, w := range workloads {
 		current[w.Key()] = c.forecaster.Demand(w, now)
@@ -406,6 +414,9 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 	c.setReport(rep)
 	c.observe(snap, desired, placeholderPods, workloads, effective, unhealthy, allPods)
 
+	if err := c.saveForecasts(ctx, now); err != nil {
+		c.log.Warn("forecast checkpoint not saved", zap.Error(err))
+	}
 	if c.opts.DryRun || c.backend == nil {
 		if len(actions) > 0 {
 			c.log.Info("dry run: not applying", zap.Stringers("actions", actions))

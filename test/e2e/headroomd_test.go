@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -465,5 +466,48 @@ func TestHeadroomdNightScheduleDropsHeadroomAndNodes(t *testing.T) {
 			return false, err.Error()
 		}
 		return len(n.Items) == 0, fmt.Sprint(len(n.Items), " nodes")
+	})
+}
+
+// Restart without amnesia: with --forecast, the forecaster state is checkpointed
+// to a ConfigMap and a restarted controller restores it before it plans.
+func TestHeadroomdForecastCheckpointSurvivesRestart(t *testing.T) {
+	c := localcluster.StartT(t, localcluster.Options{
+		KEDA: true, Redis: true,
+		NodeGroups:  localcluster.H100Zones([]string{"zone-a"}, 1, 2),
+		Provisioner: fastProvisioner(),
+	})
+	ctx := context.Background()
+	if err := c.EnsureNamespace(ctx, controllerNS, nil); err != nil {
+		t.Fatal(err)
+	}
+	setConfig(t, c, "leadTime: 5m\n")
+	deployScaled(t, c, "team", "llm", true)
+	a := startHeadroomd(t, c, "a", "--forecast", "--checkpoint-interval=2s")
+	eventually(t, time.Minute, "checkpoint ConfigMap written", func(ctx context.Context) (bool, string) {
+		cm, err := c.Kube.CoreV1().ConfigMaps(controllerNS).Get(ctx, "gpu-headroom-forecast", metav1.GetOptions{})
+		return err == nil && len(cm.BinaryData["forecast.bin"]) > 0, fmt.Sprint(err)
+	})
+	a.stop()
+	b := startHeadroomd(t, c, "b", "--forecast", "--checkpoint-interval=2s")
+	eventually(t, time.Minute, "state restored on start", func(ctx context.Context) (bool, string) {
+		data, err := os.ReadFile(b.log)
+		return err == nil && strings.Contains(string(data), "restored forecaster state") && strings.Contains(string(data), `"workloads":1`), "log: " + b.log
+	})
+	// Corrupt state is discarded with a log line, never a crash.
+	b.stop()
+	cm, err := c.Kube.CoreV1().ConfigMaps(controllerNS).Get(ctx, "gpu-headroom-forecast", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.BinaryData["forecast.bin"] = []byte("garbage")
+	if _, err := c.Kube.CoreV1().ConfigMaps(controllerNS).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d := startHeadroomd(t, c, "d", "--forecast", "--checkpoint-interval=2s")
+	eventually(t, time.Minute, "corrupt checkpoint discarded, controller reconciling", func(ctx context.Context) (bool, string) {
+		data, _ := os.ReadFile(d.log)
+		ts, err := d.metric(ctx, "headroom_last_successful_reconcile_timestamp_seconds")
+		return strings.Contains(string(data), "discarding forecast checkpoint") && err == nil && ts > 0, fmt.Sprint(ts, err)
 	})
 }
