@@ -358,6 +358,23 @@ func TestCLIPlanAndDoctor(t *testing.T) {
 		t.Errorf("plan wrote to the cluster:\nbefore %s\nafter  %s", before, after)
 	}
 
+	// Without --budget-gpus, plan takes headroomd's from its Deployment, and says
+	// to pass it when there is none.
+	res = runCLI(t, "plan", "--kubeconfig="+ro)
+	if res.code != 2 || !strings.Contains(res.stderr, "pass --budget-gpus") {
+		t.Errorf("plan without a budget or a headroomd Deployment: exit %d, stderr %q", res.code, res.stderr)
+	}
+	hd := inferenceDeployment(controllerNS, "gpu-headroom", 0) // zero replicas: only its flags matter
+	hd.Spec.Template.Spec.Containers[0].Args = []string{"--namespace=" + controllerNS, "--budget-gpus=48"}
+	if _, err := c.Kube.AppsV1().Deployments(controllerNS).Create(ctx, hd, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	res = runCLI(t, "plan", "--kubeconfig="+ro, "--json")
+	var rep48 controller.Report
+	if err := json.Unmarshal([]byte(res.stdout), &rep48); err != nil || rep48.Policy.BudgetGPUs != 48 {
+		t.Errorf("plan with the budget from the Deployment: exit %d, budget %d (want 48), err %v, stderr %s", res.code, rep48.Policy.BudgetGPUs, err, res.stderr)
+	}
+
 	// doctor before headroomd ever ran: no PriorityClass, no Lease. Read-only too.
 	expectProblems(t, "no controller yet", map[string][]string{
 		doctor.CheckPlaceholderPriority: {"priorityclass gpu-headroom-placeholder"},
