@@ -55,6 +55,9 @@ type Options struct {
 	// within its lead time (ForecastDemand) instead of the reactive need, when no
 	// forecaster is passed to New.
 	Forecast bool
+	// Batch is the window that coalesces informer events into one pass
+	// (default 100ms).
+	Batch time.Duration
 	// CheckpointInterval is how often forecaster state is saved (default 1m).
 	CheckpointInterval time.Duration
 }
@@ -121,6 +124,9 @@ func New(opts Options, log *zap.Logger, kube kubernetes.Interface, inf Informers
 	if opts.Resync <= 0 {
 		opts.Resync = 30 * time.Second
 	}
+	if opts.Batch <= 0 {
+		opts.Batch = 100 * time.Millisecond
+	}
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = time.Minute
 	}
@@ -147,9 +153,9 @@ func New(opts Options, log *zap.Logger, kube kubernetes.Interface, inf Informers
 		}
 	}
 	enqueue := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.queue.Add(queueKey) },
-		UpdateFunc: func(any, any) { c.queue.Add(queueKey) },
-		DeleteFunc: func(any) { c.queue.Add(queueKey) },
+		AddFunc:    func(any) { c.enqueue() },
+		UpdateFunc: func(any, any) { c.enqueue() },
+		DeleteFunc: func(any) { c.enqueue() },
 	}
 	type informer interface {
 		Informer() cache.SharedIndexInformer
@@ -170,14 +176,14 @@ func New(opts Options, log *zap.Logger, kube kubernetes.Interface, inf Informers
 	ci := inf.Namespace.Core().V1().ConfigMaps()
 	oi := inf.KEDA.Keda().V1alpha1().ScaledObjects()
 	nodeHandler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.queue.Add(queueKey) },
-		UpdateFunc: func(old, cur any) { c.lead.nodeUpdate(old, cur); c.queue.Add(queueKey) },
-		DeleteFunc: func(any) { c.queue.Add(queueKey) },
+		AddFunc:    func(any) { c.enqueue() },
+		UpdateFunc: func(old, cur any) { c.lead.nodeUpdate(old, cur); c.enqueue() },
+		DeleteFunc: func(any) { c.enqueue() },
 	}
 	podHandler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.queue.Add(queueKey) },
-		UpdateFunc: func(old, cur any) { c.countPreemption(cur); c.lead.podUpdate(old, cur); c.queue.Add(queueKey) },
-		DeleteFunc: func(obj any) { c.countPreemption(obj); c.queue.Add(queueKey) },
+		AddFunc:    func(any) { c.enqueue() },
+		UpdateFunc: func(old, cur any) { c.countPreemption(cur); c.lead.podUpdate(old, cur); c.enqueue() },
+		DeleteFunc: func(obj any) { c.countPreemption(obj); c.enqueue() },
 	}
 	for _, x := range []struct {
 		i informer
@@ -238,6 +244,11 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	c.queue.AddAfter(key, c.opts.Resync)
 	return true
 }
+
+// enqueue schedules a pass after a short batching window: a burst of events
+// (thousands of pod status updates) becomes one pass, and a demand change still
+// reaches the placeholders well within a second.
+func (c *Controller) enqueue() { c.queue.AddAfter(queueKey, c.opts.Batch) }
 
 // countPreemption counts a placeholder pod the scheduler preempted, once per pod.
 func (c *Controller) countPreemption(obj any) {

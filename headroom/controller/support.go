@@ -201,8 +201,13 @@ func (c *Controller) observe(s headroom.Snapshot, d headroom.Desired, phPods []*
 	}
 	m.GPUNodes.Reset()
 	m.FreeGPUs.Reset()
+	// Usage by all pods = usage by real pods (already in the snapshot) plus
+	// placeholders (few), which avoids a second pass over every pod.
 	usedAll := map[string]nodes.Resources{}
-	for _, pod := range pods {
+	for _, n := range s.Nodes {
+		usedAll[n.Name] = n.Used
+	}
+	for _, pod := range phPods {
 		if pod.Spec.NodeName != "" && !nodes.IsTerminated(pod) {
 			usedAll[pod.Spec.NodeName] = usedAll[pod.Spec.NodeName].Add(nodes.PodRequests(pod))
 		}
