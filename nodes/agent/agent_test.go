@@ -282,7 +282,7 @@ func TestRestore(t *testing.T) {
 	ready := t0.Add(-time.Hour)
 	prev := agentreport.Summary{Version: 1, NodeName: "gpu-a", BootID: "boot-1", ObservedAt: t0.Add(-time.Minute),
 		DriverReadyAt: &ready,
-		GPUs: []agentreport.GPU{{Index: 1, UUID: "GPU-1", Reasons: []string{"critical XID 79"}, CriticalXIDs: []uint64{79}}}}
+		GPUs:          []agentreport.GPU{{Index: 1, UUID: "GPU-1", Reasons: []string{"critical XID 79"}, CriticalXIDs: []uint64{79}}}}
 	if !m.Restore(prev) {
 		t.Fatal("same boot not restored")
 	}

@@ -345,4 +345,3 @@ func toEvent(d gonvml.EventData) Event {
 	}
 	return e
 }
-

@@ -274,8 +274,6 @@ func assertSameSets(t *testing.T, c *localcluster.Cluster, before map[string]app
 	}
 }
 
-
-
 // A zone at max size: its placeholder stays Pending, the zone is marked scarce for
 // the shape (Event, metric), its placeholders are released at once; a node
 // arriving in the zone clears the mark.
