@@ -17,16 +17,7 @@ import (
 // warm GPUs from 8 to 6 and shows them as unhealthy. The report is injected as
 // the agent writes it (a ConfigMap per node in the controller's namespace).
 func TestHeadroomdDiscountsAgentReportedUnhealthyGPUs(t *testing.T) {
-	c := localcluster.StartT(t, localcluster.Options{
-		KEDA: true, Redis: true,
-		NodeGroups:  localcluster.H100Zones([]string{"zone-a"}, 1, 2),
-		Provisioner: fastProvisioner(),
-	})
-	ctx := context.Background()
-	if err := c.EnsureNamespace(ctx, controllerNS, nil); err != nil {
-		t.Fatal(err)
-	}
-	setConfig(t, c, "zones:\n  zone-a: {min: 8, max: 8}\n")
+	c, ctx := controllerCluster(t, localcluster.H100Zones([]string{"zone-a"}, 1, 2), fastProvisioner(), "zones:\n  zone-a: {min: 8, max: 8}\n")
 	deployScaled(t, c, "team", "llm", true)
 	h := startHeadroomd(t, c, "a")
 	eventually(t, 2*time.Minute, "8 warm GPUs", func(ctx context.Context) (bool, string) {

@@ -172,16 +172,7 @@ func median(d []time.Duration) time.Duration { return d[len(d)/2] }
 // nothing and says why in an Event; a good edit changes headroom without a
 // restart.
 func TestHeadroomdLeaderHandoverAndConfigEdits(t *testing.T) {
-	c := localcluster.StartT(t, localcluster.Options{
-		KEDA: true, Redis: true,
-		NodeGroups:  localcluster.H100Zones([]string{"zone-a", "zone-b"}, 0, 4),
-		Provisioner: fastProvisioner(),
-	})
-	ctx := context.Background()
-	if err := c.EnsureNamespace(ctx, controllerNS, nil); err != nil {
-		t.Fatal(err)
-	}
-	setConfig(t, c, floorsConfig)
+	c, ctx := controllerCluster(t, localcluster.H100Zones([]string{"zone-a", "zone-b"}, 0, 4), fastProvisioner(), floorsConfig)
 	deployScaled(t, c, "team", "llm", true)
 	a := startHeadroomd(t, c, "a")
 	eventually(t, 2*time.Minute, "two placeholder sets with a running pod each", func(ctx context.Context) (bool, string) {
@@ -335,16 +326,7 @@ func TestHeadroomdMarksScarceZone(t *testing.T) {
 // count; one whose scaler fails (KEDA's Fallback condition) is reported as not
 // genuine demand and its last good demand is held.
 func TestHeadroomdPausedAndFallback(t *testing.T) {
-	c := localcluster.StartT(t, localcluster.Options{
-		KEDA: true, Redis: true,
-		NodeGroups:  localcluster.H100Zones([]string{"zone-a"}, 1, 4),
-		Provisioner: fastProvisioner(),
-	})
-	ctx := context.Background()
-	if err := c.EnsureNamespace(ctx, controllerNS, nil); err != nil {
-		t.Fatal(err)
-	}
-	setConfig(t, c, "cooldown: 10s\n")
+	c, ctx := controllerCluster(t, localcluster.H100Zones([]string{"zone-a"}, 1, 4), fastProvisioner(), "cooldown: 10s\n")
 	deployScaled(t, c, "team", "paused", true)
 	updateScaledObject(t, c, "team", "paused", func(so *kedav1alpha1.ScaledObject) {
 		so.Annotations["autoscaling.keda.sh/paused-replicas"] = "2"
@@ -470,16 +452,7 @@ func TestHeadroomdNightScheduleDropsHeadroomAndNodes(t *testing.T) {
 // Restart without amnesia: with --forecast, the forecaster state is checkpointed
 // to a ConfigMap and a restarted controller restores it before it plans.
 func TestHeadroomdForecastCheckpointSurvivesRestart(t *testing.T) {
-	c := localcluster.StartT(t, localcluster.Options{
-		KEDA: true, Redis: true,
-		NodeGroups:  localcluster.H100Zones([]string{"zone-a"}, 1, 2),
-		Provisioner: fastProvisioner(),
-	})
-	ctx := context.Background()
-	if err := c.EnsureNamespace(ctx, controllerNS, nil); err != nil {
-		t.Fatal(err)
-	}
-	setConfig(t, c, "leadTime: 5m\n")
+	c, ctx := controllerCluster(t, localcluster.H100Zones([]string{"zone-a"}, 1, 2), fastProvisioner(), "leadTime: 5m\n")
 	deployScaled(t, c, "team", "llm", true)
 	a := startHeadroomd(t, c, "a", "--forecast", "--checkpoint-interval=2s")
 	eventually(t, time.Minute, "checkpoint ConfigMap written", func(ctx context.Context) (bool, string) {
@@ -508,4 +481,17 @@ func TestHeadroomdForecastCheckpointSurvivesRestart(t *testing.T) {
 		ts, err := d.metric(ctx, "headroom_last_successful_reconcile_timestamp_seconds")
 		return strings.Contains(string(data), "discarding forecast checkpoint") && err == nil && ts > 0, fmt.Sprint(ts, err)
 	})
+}
+
+// controllerCluster starts a cluster with KEDA, Redis, the node groups and the
+// stand-in autoscaler, and makes the controller's namespace and ConfigMap.
+func controllerCluster(t *testing.T, groups []localcluster.NodeGroup, prov *localcluster.ProvisionerOptions, config string) (*localcluster.Cluster, context.Context) {
+	t.Helper()
+	c := localcluster.StartT(t, localcluster.Options{KEDA: true, Redis: true, NodeGroups: groups, Provisioner: prov})
+	ctx := context.Background()
+	if err := c.EnsureNamespace(ctx, controllerNS, nil); err != nil {
+		t.Fatal(err)
+	}
+	setConfig(t, c, config)
+	return c, ctx
 }
