@@ -80,3 +80,26 @@ gpu-check:
 
 clean:
 	rm -rf $(BIN) e2e.out
+
+## helm-bins: build Helm and promtool from the Go module proxy once per machine into $(CACHE) (about 6-8 min cold)
+.PHONY: helm-bins manifests verify-manifests rules-test
+helm-bins:
+	@hack/helm-bins.sh build >/dev/null
+
+## manifests: regenerate deploy/ and the chart's Grafana dashboard from the chart and tools/observability
+manifests: helm-bins
+	@hack/manifests.sh write
+
+## verify-manifests: helm lint; fail when deploy/ or the dashboard drift from the chart
+verify-manifests: helm-bins
+	@hack/manifests.sh verify
+
+## rules-test: promtool unit tests of the alerts; dashboard and alert queries parse and use exported metrics
+rules-test: helm-bins
+	"$$(hack/helm-bins.sh path)/promtool" test rules test/alerts/*.yaml
+	cd tools/observability && $(GO) test -count=1 ./...
+
+# CI (make test) checks the chart, its generated files and alerts with the unit
+# tests, and the chart e2e test needs Helm.
+unit: verify-manifests rules-test
+e2e: helm-bins
