@@ -41,8 +41,9 @@ func main() {
 	pods := flag.Int("pods", 30000, "pods bound to the nodes (one per node takes its 8 GPUs, the rest ask for CPU only)")
 	trials := flag.Int("trials", 10, "demand changes timed")
 	bin := flag.String("headroomd", "bin/headroomd", "headroomd binary")
+	memLimit := flag.String("gomemlimit", "", "GOMEMLIMIT for headroomd only, as the chart sets it from the container's memory limit (e.g. 140MiB)")
 	flag.Parse()
-	if err := run(*nodes, *workloads, *pods, *trials, *bin); err != nil {
+	if err := run(*nodes, *workloads, *pods, *trials, *bin, *memLimit); err != nil {
 		fmt.Fprintln(os.Stderr, "scalebench:", err)
 		os.Exit(1)
 	}
@@ -50,7 +51,7 @@ func main() {
 
 const ns = "bench"
 
-func run(nNodes, nWorkloads, nPods, trials int, bin string) error {
+func run(nNodes, nWorkloads, nPods, trials int, bin, memLimit string) error {
 	ctx := context.Background()
 	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+f+"\n", a...) }
 	c, err := localcluster.Start(ctx, localcluster.Options{KEDACRDsOnly: true, Logf: logf,
@@ -123,6 +124,9 @@ func run(nNodes, nWorkloads, nPods, trials int, bin string) error {
 		"--resync=5s", "--leader-elect=false", "--kube-api-qps=100", "--kube-api-burst=200",
 		fmt.Sprintf("--metrics-addr=127.0.0.1:%d", mport), fmt.Sprintf("--probe-addr=127.0.0.1:%d", pport))
 	cmd.Stdout, cmd.Stderr = lf, lf
+	if memLimit != "" {
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+memLimit)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	start = time.Now()
 	if err := cmd.Start(); err != nil {
@@ -169,7 +173,7 @@ func run(nNodes, nWorkloads, nPods, trials int, bin string) error {
 	fmt.Printf("| informer sync + first reconcile | %s | |\n", syncTime.Round(time.Millisecond))
 	fmt.Printf("| reconcile p50 (histogram bucket bound, %d passes) | <= %s | |\n", int(count), p50)
 	fmt.Printf("| reconcile p99 (histogram bucket bound) | <= %s | < 100ms |\n", p99)
-	fmt.Printf("| headroomd RSS | %.0f MiB | < 150 MiB |\n", float64(rss)/(1<<20))
+	fmt.Printf("| headroomd RSS (GOMEMLIMIT %q) | %.0f MiB | < 150 MiB |\n", memLimit, float64(rss)/(1<<20))
 	fmt.Printf("| demand change -> placeholder change, p50 | %s | |\n", lat[len(lat)/2].Round(time.Millisecond))
 	fmt.Printf("| demand change -> placeholder change, max | %s | < 1s |\n", lat[len(lat)-1].Round(time.Millisecond))
 	return nil
