@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,7 +43,7 @@ var version = "dev"
 type flags struct {
 	kubeconfig, namespace, configMap, metricsAddr, probeAddr string
 	budget                                                   int64
-	dryRun, prepull, leaderElect, forecast                   bool
+	dryRun, prepull, leaderElect, forecast, pprof            bool
 	resync, checkpointInterval                               time.Duration
 	priorityClass                                            string
 	priorityValue                                            int
@@ -74,6 +75,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.leaseName, "lease-name", "gpu-headroom", "name of the leader election Lease in --namespace")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", ":8080", "address of the Prometheus /metrics endpoint")
 	fs.StringVar(&f.probeAddr, "probe-addr", ":8081", "address of /healthz, /readyz and /debug/plan")
+	fs.BoolVar(&f.pprof, "enable-pprof", false, "serve Go's /debug/pprof on --probe-addr (for profiling; keep the probe port private)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Float64Var(&f.qps, "kube-api-qps", 20, "client QPS to the API server")
 	fs.IntVar(&f.burst, "kube-api-burst", 40, "client burst to the API server")
@@ -283,6 +285,12 @@ func startServers(f *flags, reg *prometheus.Registry, ready func() bool, report 
 		}
 		_, _ = w.Write([]byte("ok"))
 	})
+	if f.pprof {
+		pm.HandleFunc("/debug/pprof/", pprof.Index)
+		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	pm.HandleFunc("/debug/plan", func(w http.ResponseWriter, _ *http.Request) { controller.ServeReport(w, report()) })
 	var out []*http.Server
 	for _, s := range []*http.Server{{Addr: f.metricsAddr, Handler: mm}, {Addr: f.probeAddr, Handler: pm}} {

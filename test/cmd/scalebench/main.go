@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -121,7 +122,7 @@ func run(nNodes, nWorkloads, nPods, trials int, bin, memLimit string) error {
 	}
 	defer lf.Close()
 	cmd := exec.Command(bin, "--kubeconfig="+c.KubeconfigPath, "--namespace=gpu-headroom", "--budget-gpus=100000",
-		"--resync=5s", "--leader-elect=false", "--kube-api-qps=100", "--kube-api-burst=200",
+		"--resync=5s", "--leader-elect=false", "--enable-pprof", "--kube-api-qps=100", "--kube-api-burst=200",
 		fmt.Sprintf("--metrics-addr=127.0.0.1:%d", mport), fmt.Sprintf("--probe-addr=127.0.0.1:%d", pport))
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if memLimit != "" {
@@ -165,6 +166,9 @@ func run(nNodes, nWorkloads, nPods, trials int, bin, memLimit string) error {
 	reconciles := scrape(metricsURL, "headroom_reconcile_duration_seconds_count")
 	_ = waitUntil(2*time.Minute, func() bool { return scrape(metricsURL, "headroom_reconcile_duration_seconds_count") >= reconciles+20 })
 	p50, p99, count := histQuantiles(metricsURL, "headroom_reconcile_duration_seconds")
+	if out := os.Getenv("SCALEBENCH_CPUPROFILE"); out != "" {
+		saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=20", pport), out, logf)
+	}
 	rss := rssBytes(cmd.Process.Pid)
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 
@@ -369,4 +373,23 @@ func rssBytes(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// saveProfile fetches a CPU profile of headroomd into path.
+func saveProfile(url, path string, logf func(string, ...any)) {
+	resp, err := http.Get(url)
+	if err != nil {
+		logf("cpu profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		logf("cpu profile: %v", err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		logf("cpu profile: %v", err)
+	}
 }
