@@ -293,20 +293,12 @@ func (c *Controller) config() headroom.Config {
 	cm, err := c.configmaps.ConfigMaps(c.opts.Namespace).Get(c.opts.ConfigMapName)
 	if apierrors.IsNotFound(err) {
 		c.metrics.ConfigValid.Set(1)
-		if c.goodConfig != nil {
-			return *c.goodConfig
-		}
-		cfg, _ := headroom.ParseConfig(nil)
-		return cfg
+		return c.currentConfig()
 	}
 	if err != nil {
 		c.log.Error("reading headroom ConfigMap", zap.Error(err))
 		c.metrics.ReconcileErrors.WithLabelValues("config").Inc()
-		if c.goodConfig != nil {
-			return *c.goodConfig
-		}
-		cfg, _ := headroom.ParseConfig(nil)
-		return cfg
+		return c.currentConfig()
 	}
 	cfg, perr := headroom.ParseConfig([]byte(cm.Data[headroom.ConfigDataKey]))
 	if perr == nil {
@@ -325,11 +317,7 @@ func (c *Controller) config() headroom.Config {
 			c.recorder.Eventf(cm, corev1.EventTypeWarning, "InvalidConfig", "keeping the last good config: %v", perr)
 		}
 	}
-	if c.goodConfig != nil {
-		return *c.goodConfig
-	}
-	def, _ := headroom.ParseConfig(nil)
-	return def
+	return c.currentConfig()
 }
 
 // Reconcile is one pass: snapshot, plan, diff, apply, report.

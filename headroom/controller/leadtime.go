@@ -121,8 +121,6 @@ func (l *leadTimes) horizon(workload string, configured time.Duration, override 
 	return node + pod, "measured"
 }
 
-func (l *leadTimes) nodeKeys() []forecast.NodeKey { return l.lt.NodeKeys() }
-
 // percentiles returns the measured node provisioning percentile per key and the
 // pod start percentile per workload, for metrics.
 func (l *leadTimes) percentiles(workloads []string) (map[forecast.NodeKey]time.Duration, map[string]time.Duration) {

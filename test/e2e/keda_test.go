@@ -8,7 +8,6 @@ import (
 
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	"github.com/redis/go-redis/v9"
-	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -26,16 +25,7 @@ func TestKEDAScalesGPUDeploymentOnRedisList(t *testing.T) {
 	})
 	ctx := context.Background()
 	const ns, name, list = "default", "llm", "requests"
-	zero := int32(0)
-	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &zero,
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
-		},
-	}
-	dep.Spec.Template.Labels = map[string]string{"app": name}
-	dep.Spec.Template.Spec = gpuPodSpec(1, "", "")
+	dep := inferenceDeployment(ns, name, 1)
 	if _, err := c.Kube.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating deployment: %v", err)
 	}
