@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -35,8 +36,8 @@ const azureLayout = "2006-01-02 15:04:05.999999999"
 
 // ReadAzure reads AzureLLMInferenceTrace_{code,conv}.csv (columns TIMESTAMP,
 // ContextTokens, GeneratedTokens; one row per request) and counts requests
-// per step. Token columns are checked for presence only: replicas are sized
-// by request rate here, as KEDA would with a queue-length trigger.
+// per step. Token counts are validated but not used: replicas are sized by
+// request rate here, as KEDA would with a queue-length trigger.
 func ReadAzure(path string, opt AzureOptions) (Series, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -50,15 +51,21 @@ func ReadAzure(path string, opt AzureOptions) (Series, error) {
 	return s, nil
 }
 
-// ParseAzure is ReadAzure on a reader.
-func ParseAzure(r io.Reader, name string, opt AzureOptions) (Series, error) {
-	opt.defaults()
+// AzureRequest is one row of an Azure LLM inference trace.
+type AzureRequest struct {
+	At                 time.Time
+	Context, Generated int32
+}
+
+// ScanAzure reads an Azure LLM inference trace row by row (header TIMESTAMP,
+// ContextTokens, GeneratedTokens), checking that timestamps parse, token counts
+// are non-negative integers and no row is earlier than the first, and calls fn
+// for each request in order until fn returns false. The backtest counts rows;
+// the simulator keeps their tokens.
+func ScanAzure(r io.Reader, fn func(AzureRequest) bool) error {
 	sc := bufio.NewScanner(r)
-	var (
-		t0     time.Time
-		counts []int
-		line   int
-	)
+	var first time.Time
+	line := 0
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(sc.Text())
@@ -67,34 +74,58 @@ func ParseAzure(r io.Reader, name string, opt AzureOptions) (Series, error) {
 		}
 		if line == 1 {
 			if !strings.HasPrefix(text, "TIMESTAMP,") {
-				return Series{}, fmt.Errorf("line 1: header %q, want TIMESTAMP,ContextTokens,GeneratedTokens", text)
+				return fmt.Errorf("line 1: header %q, want TIMESTAMP,ContextTokens,GeneratedTokens", text)
 			}
 			continue
 		}
-		ts, _, ok := strings.Cut(text, ",")
-		if !ok {
-			return Series{}, fmt.Errorf("line %d: want 3 columns, got %q", line, text)
+		cols := strings.Split(text, ",")
+		if len(cols) != 3 {
+			return fmt.Errorf("line %d: want 3 columns, got %q", line, text)
 		}
-		t, err := time.Parse(azureLayout, ts)
+		t, err := time.Parse(azureLayout, cols[0])
 		if err != nil {
-			return Series{}, fmt.Errorf("line %d: parsing timestamp: %w", line, err)
+			return fmt.Errorf("line %d: parsing timestamp: %w", line, err)
 		}
+		c, err1 := strconv.ParseInt(cols[1], 10, 32)
+		g, err2 := strconv.ParseInt(cols[2], 10, 32)
+		if err1 != nil || err2 != nil || c < 0 || g < 0 {
+			return fmt.Errorf("line %d: bad token counts %q", line, text)
+		}
+		if first.IsZero() {
+			first = t.Truncate(time.Second)
+		}
+		if t.Before(first) {
+			return fmt.Errorf("line %d: timestamp %v before the first one %v", line, t, first)
+		}
+		if !fn(AzureRequest{At: t, Context: int32(c), Generated: int32(g)}) {
+			return nil
+		}
+	}
+	return sc.Err()
+}
+
+// ParseAzure is ReadAzure on a reader.
+func ParseAzure(r io.Reader, name string, opt AzureOptions) (Series, error) {
+	opt.defaults()
+	var (
+		t0     time.Time
+		counts []int
+	)
+	err := ScanAzure(r, func(q AzureRequest) bool {
 		if t0.IsZero() {
-			t0 = t.Truncate(time.Second)
+			t0 = q.At.Truncate(time.Second)
 		}
-		if t.Before(t0) {
-			return Series{}, fmt.Errorf("line %d: timestamp %v before the first one %v", line, t, t0)
+		if opt.Span > 0 && q.At.Sub(t0) >= opt.Span {
+			return false
 		}
-		if opt.Span > 0 && t.Sub(t0) >= opt.Span {
-			break
-		}
-		k := int(t.Sub(t0) / opt.Step)
+		k := int(q.At.Sub(t0) / opt.Step)
 		for len(counts) <= k {
 			counts = append(counts, 0)
 		}
 		counts[k]++
-	}
-	if err := sc.Err(); err != nil {
+		return true
+	})
+	if err != nil {
 		return Series{}, err
 	}
 	if len(counts) < 2 {

@@ -86,9 +86,6 @@ type Request struct {
 	Ctx, Gen int32
 }
 
-// azureLayout parses the Azure TIMESTAMP column.
-const azureLayout = "2006-01-02 15:04:05.999999999"
-
 // ReadAzureRequests reads an Azure LLM inference trace (TIMESTAMP, ContextTokens,
 // GeneratedTokens) keeping every request's tokens, which the forecast backtest
 // reader (a rate series) does not expose.
@@ -98,42 +95,14 @@ func ReadAzureRequests(path string) (start time.Time, reqs []Request, err error)
 		return time.Time{}, nil, fmt.Errorf("reading trace: %w", err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
-		if line == 1 {
-			if !strings.HasPrefix(text, "TIMESTAMP,") {
-				return time.Time{}, nil, fmt.Errorf("reading trace %s: line 1: header %q, want TIMESTAMP,ContextTokens,GeneratedTokens", path, text)
-			}
-			continue
-		}
-		cols := strings.Split(text, ",")
-		if len(cols) != 3 {
-			return time.Time{}, nil, fmt.Errorf("reading trace %s: line %d: want 3 columns, got %q", path, line, text)
-		}
-		t, err := time.Parse(azureLayout, cols[0])
-		if err != nil {
-			return time.Time{}, nil, fmt.Errorf("reading trace %s: line %d: parsing timestamp: %w", path, line, err)
-		}
-		c, err1 := strconv.ParseInt(cols[1], 10, 32)
-		g, err2 := strconv.ParseInt(cols[2], 10, 32)
-		if err1 != nil || err2 != nil || c < 0 || g < 0 {
-			return time.Time{}, nil, fmt.Errorf("reading trace %s: line %d: bad token counts %q", path, line, text)
-		}
+	err = backtest.ScanAzure(f, func(q backtest.AzureRequest) bool {
 		if start.IsZero() {
-			start = t.Truncate(time.Second)
+			start = q.At.Truncate(time.Second)
 		}
-		if t.Before(start) {
-			return time.Time{}, nil, fmt.Errorf("reading trace %s: line %d: timestamp %v before the first one %v", path, line, t, start)
-		}
-		reqs = append(reqs, Request{At: t.Sub(start), Ctx: int32(c), Gen: int32(g)})
-	}
-	if err := sc.Err(); err != nil {
+		reqs = append(reqs, Request{At: q.At.Sub(start), Ctx: q.Context, Gen: q.Generated})
+		return true
+	})
+	if err != nil {
 		return time.Time{}, nil, fmt.Errorf("reading trace %s: %w", path, err)
 	}
 	if len(reqs) == 0 {
