@@ -577,10 +577,16 @@ func TestChartOnLocalCluster(t *testing.T) {
 
 	// Uninstall while the leader still runs, as helm does (the pods get SIGTERM
 	// only when their Deployment's ReplicaSet is collected).
+	passes, _ := h2.metric(ctx, "headroom_reconcile_duration_seconds_count")
 	if err := a.uninstall(ctx, upgraded); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second)
+	// Let the leader see the uninstall (two more passes, renewing its Lease on
+	// the way) before it gets SIGTERM: a renewal must not bring objects back.
+	eventually(t, time.Minute, "the leader reconciles through the uninstall", func(ctx context.Context) (bool, string) {
+		n, err := h2.metric(ctx, "headroom_reconcile_duration_seconds_count")
+		return err == nil && n >= passes+2, fmt.Sprint(n, err)
+	})
 	h2.stop()
 	eventually(t, 2*time.Minute, "nothing left behind after uninstall", func(ctx context.Context) (bool, string) {
 		var left []string
