@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -262,15 +263,9 @@ func scaledTarget(t *testing.T, c *localcluster.Cluster, ns, name string, replic
 // optOut stops headroom covering a ScaledObject, taking it out of doctor's view.
 func optOut(t *testing.T, c *localcluster.Cluster, ns, name string) {
 	t.Helper()
-	ctx := context.Background()
-	so, err := c.KEDA.KedaV1alpha1().ScaledObjects(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	so.Annotations[headroom.AnnotationEnabled] = "false"
-	if _, err := c.KEDA.KedaV1alpha1().ScaledObjects(ns).Update(ctx, so, metav1.UpdateOptions{}); err != nil {
-		t.Fatalf("opting %s/%s out: %v", ns, name, err)
-	}
+	updateScaledObject(t, c, ns, name, func(so *kedav1alpha1.ScaledObject) {
+		so.Annotations[headroom.AnnotationEnabled] = "false"
+	})
 }
 
 // recreatePriorityClass replaces the placeholder PriorityClass (its value is

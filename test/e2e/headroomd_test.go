@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/gpu-headroom/gpu-headroom/forecast"
 	"github.com/gpu-headroom/gpu-headroom/headroom"
 	"github.com/gpu-headroom/gpu-headroom/headroom/controller"
 	"github.com/gpu-headroom/gpu-headroom/headroom/keda"
@@ -455,9 +456,17 @@ func TestHeadroomdForecastCheckpointSurvivesRestart(t *testing.T) {
 	c, ctx := controllerCluster(t, localcluster.H100Zones([]string{"zone-a"}, 1, 2), fastProvisioner(), "leadTime: 5m\n")
 	deployScaled(t, c, "team", "llm", true)
 	a := startHeadroomd(t, c, "a", "--forecast", "--checkpoint-interval=2s")
-	eventually(t, time.Minute, "checkpoint ConfigMap written", func(ctx context.Context) (bool, string) {
+	eventually(t, time.Minute, "checkpoint ConfigMap holds the workload's forecaster", func(ctx context.Context) (bool, string) {
 		cm, err := c.Kube.CoreV1().ConfigMaps(controllerNS).Get(ctx, "gpu-headroom-forecast", metav1.GetOptions{})
-		return err == nil && len(cm.BinaryData["forecast.bin"]) > 0, fmt.Sprint(err)
+		if err != nil {
+			return false, err.Error()
+		}
+		// The first checkpoints may predate KEDA's HPA (no forecast yet).
+		cfg, _ := headroom.ParseConfig(nil)
+		fc := forecast.DefaultConfig()
+		fc.Quantile.Q = cfg.QuantileFor("")
+		states, err := forecast.Unmarshal(cm.BinaryData["forecast.bin"], fc)
+		return err == nil && len(states) == 1, fmt.Sprint(len(states), err)
 	})
 	a.stop()
 	b := startHeadroomd(t, c, "b", "--forecast", "--checkpoint-interval=2s")
