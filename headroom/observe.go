@@ -23,6 +23,13 @@ func NodesFrom(ns []*corev1.Node, pods []*corev1.Pod) []Node {
 		}
 		used[p.Spec.NodeName] = used[p.Spec.NodeName].Add(nodes.PodRequests(p))
 	}
+	return NodesWithUsage(ns, used)
+}
+
+// NodesWithUsage builds Snapshot.Nodes from every GPU node and the requests of
+// the real (not placeholder) pods bound to each, by node name: NodesFrom for a
+// caller that keeps usage itself.
+func NodesWithUsage(ns []*corev1.Node, used map[string]nodes.Resources) []Node {
 	var out []Node
 	for _, n := range ns {
 		info := nodes.FromNode(n)

@@ -81,12 +81,13 @@ type Controller struct {
 	forecaster     headroom.Forecaster
 	forecasts      *ForecastDemand
 	lead           *leadTimes
+	usage          *usageIndex
 	restored       bool
 	lastCheckpoint time.Time
 	now            func() time.Time
 
 	nodes        corelisters.NodeLister
-	pods         corelisters.PodLister
+	pods         cache.Indexer // of *Pod (see Trim)
 	deployments  appslisters.DeploymentLister
 	statefulsets appslisters.StatefulSetLister
 	hpas         autoscalinglisters.HorizontalPodAutoscalerLister
@@ -138,7 +139,7 @@ func New(opts Options, log *zap.Logger, kube kubernetes.Interface, inf Informers
 	}
 	c := &Controller{
 		opts: opts, log: log, kube: kube, backend: backend, recorder: recorder, metrics: metrics,
-		forecaster: forecaster, now: now, lastGood: map[string]headroom.Demand{}, lead: newLeadTimes(),
+		forecaster: forecaster, now: now, lastGood: map[string]headroom.Demand{}, lead: newLeadTimes(), usage: newUsageIndex(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "headroom"}),
@@ -161,10 +162,13 @@ func New(opts Options, log *zap.Logger, kube kubernetes.Interface, inf Informers
 		Informer() cache.SharedIndexInformer
 	}
 	add := func(i informer, h cache.ResourceEventHandler) error {
-		if _, err := i.Informer().AddEventHandler(h); err != nil {
+		reg, err := i.Informer().AddEventHandler(h)
+		if err != nil {
 			return fmt.Errorf("adding event handler: %w", err)
 		}
-		c.synced = append(c.synced, i.Informer().HasSynced)
+		// Synced once the handler (not just the store) has seen the initial
+		// list: the pod handler keeps the usage index.
+		c.synced = append(c.synced, reg.HasSynced)
 		return nil
 	}
 	ni := inf.Kube.Core().V1().Nodes()
@@ -180,10 +184,16 @@ func New(opts Options, log *zap.Logger, kube kubernetes.Interface, inf Informers
 		UpdateFunc: func(old, cur any) { c.lead.nodeUpdate(old, cur); c.enqueue() },
 		DeleteFunc: func(any) { c.enqueue() },
 	}
+	usage := c.usage.handler()
 	podHandler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.enqueue() },
-		UpdateFunc: func(old, cur any) { c.countPreemption(cur); c.lead.podUpdate(old, cur); c.enqueue() },
-		DeleteFunc: func(obj any) { c.countPreemption(obj); c.enqueue() },
+		AddFunc: func(obj any) { usage.OnAdd(obj, false); c.enqueue() },
+		UpdateFunc: func(old, cur any) {
+			usage.OnUpdate(old, cur)
+			c.countPreemption(cur)
+			c.lead.podUpdate(old, cur)
+			c.enqueue()
+		},
+		DeleteFunc: func(obj any) { usage.OnDelete(obj); c.countPreemption(obj); c.enqueue() },
 	}
 	for _, x := range []struct {
 		i informer
@@ -193,7 +203,10 @@ func New(opts Options, log *zap.Logger, kube kubernetes.Interface, inf Informers
 			return nil, err
 		}
 	}
-	c.nodes, c.pods, c.deployments, c.statefulsets = ni.Lister(), pi.Lister(), di.Lister(), si.Lister()
+	if err := pi.Informer().AddIndexers(cache.Indexers{podStateIndex: podState}); err != nil {
+		return nil, fmt.Errorf("adding the pod state index: %w", err)
+	}
+	c.nodes, c.pods, c.deployments, c.statefulsets = ni.Lister(), pi.Informer().GetIndexer(), di.Lister(), si.Lister()
 	c.hpas, c.replicasets, c.configmaps, c.scaledobjs = hi.Lister(), ri.Lister(), ci.Lister(), oi.Lister()
 	return c, nil
 }
@@ -255,17 +268,12 @@ func (c *Controller) countPreemption(obj any) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
-	p, ok := obj.(*corev1.Pod)
-	if !ok || p.Namespace != c.opts.Namespace || !headroom.IsPlaceholder(p.Labels) {
+	p := asPod(obj)
+	if p == nil || !p.Preempted || p.Namespace != c.opts.Namespace || !p.Placeholder {
 		return
 	}
-	for _, cond := range p.Status.Conditions {
-		if cond.Type == corev1.DisruptionTarget && cond.Status == corev1.ConditionTrue && cond.Reason == "PreemptionByScheduler" {
-			if _, seen := c.preemptedUID.LoadOrStore(p.UID, true); !seen {
-				c.metrics.Preemptions.WithLabelValues(p.Labels[headroom.LabelZone]).Inc()
-			}
-			return
-		}
+	if _, seen := c.preemptedUID.LoadOrStore(p.UID, true); !seen {
+		c.metrics.Preemptions.WithLabelValues(p.Labels[headroom.LabelZone]).Inc()
 	}
 }
 
@@ -338,10 +346,15 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 		c.metrics.ReconcileErrors.WithLabelValues("snapshot").Inc()
 		return fmt.Errorf("listing nodes: %w", err)
 	}
-	allPods, err := c.pods.List(labels.Everything())
+	phRecs, err := podsInState(c.pods, podStatePlaceholder)
 	if err != nil {
 		c.metrics.ReconcileErrors.WithLabelValues("snapshot").Inc()
-		return fmt.Errorf("listing pods: %w", err)
+		return err
+	}
+	pendingRecs, err := podsInState(c.pods, podStatePending)
+	if err != nil {
+		c.metrics.ReconcileErrors.WithLabelValues("snapshot").Inc()
+		return err
 	}
 	rsSel := labels.SelectorFromSet(labels.Set{headroom.LabelManagedBy: headroom.ManagedByValue, headroom.LabelComponent: headroom.ComponentValue})
 	rss, err := c.replicasets.ReplicaSets(c.opts.Namespace).List(rsSel)
@@ -353,7 +366,7 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 	observed := placeholder.Observed(rss)
 
 	workloads, selectors, images := c.workloads(cfg)
-	c.lead.drain(ownerFunc(selectors))
+	c.lead.drain(ownerOf(selectors))
 	c.restoreForecasts(cfg)
 	current := map[string]headroom.Demand{}
 	for _, w := range workloads {
@@ -369,11 +382,16 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 	effective, lastGood := headroom.HoldLastGood(c.lastGood, current)
 	c.lastGood = lastGood
 
-	var placeholderPods []*corev1.Pod
-	for _, p := range allPods {
-		if p.Namespace == c.opts.Namespace && headroom.IsPlaceholder(p.Labels) {
-			placeholderPods = append(placeholderPods, p)
+	// Only pending GPU pods and placeholders need more than their node and
+	// requests; rebuild Pods for those few.
+	var placeholderPods, unschedulable []*corev1.Pod
+	for _, p := range phRecs {
+		if p.Namespace == c.opts.Namespace {
+			placeholderPods = append(placeholderPods, p.Pod())
 		}
+	}
+	for _, p := range pendingRecs {
+		unschedulable = append(unschedulable, p.Pod())
 	}
 	var events []headroom.ScarcityEvent
 	c.scarcity, events = headroom.UpdateScarcity(c.scarcity, headroom.ScarcityObservationsFrom(placeholderPods),
@@ -381,11 +399,11 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 	c.scarcityEvents(events, rss)
 
 	unhealthy := c.agentReports(now)
-	gpuNodes := headroom.NodesFrom(allNodes, allPods)
+	gpuNodes := headroom.NodesWithUsage(allNodes, c.usage.byNode())
 	discountUnhealthy(gpuNodes, unhealthy)
 	snap := headroom.Snapshot{
 		Nodes:        gpuNodes,
-		Pending:      headroom.PendingFrom(allPods, ownerFunc(selectors)),
+		Pending:      headroom.PendingFrom(unschedulable, ownerFunc(selectors)),
 		Workloads:    workloads,
 		Placeholders: observed,
 		Scarce:       c.scarcity.Scarce(),
@@ -411,7 +429,7 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 	rep := &Report{At: now, DryRun: c.opts.DryRun, Policy: policy, Workloads: workloads, Demand: effective,
 		Desired: desired, Actions: actions, Conflicts: conflicts, Scarce: c.scarcity}
 	c.setReport(rep)
-	c.observe(snap, desired, placeholderPods, workloads, effective, unhealthy, allPods)
+	c.observe(snap, desired, placeholderPods, workloads, effective, unhealthy)
 
 	if err := c.saveForecasts(ctx, now); err != nil {
 		c.log.Warn("forecast checkpoint not saved", zap.Error(err))

@@ -21,8 +21,9 @@ type leadTimes struct {
 }
 
 type podReady struct {
-	pod *corev1.Pod
-	d   time.Duration
+	namespace string
+	labels    map[string]string
+	d         time.Duration
 }
 
 func newLeadTimes() *leadTimes {
@@ -53,42 +54,27 @@ func (l *leadTimes) nodeUpdate(oldObj, newObj any) {
 
 // podUpdate records a pod that just became Ready; the pass maps it to its workload.
 func (l *leadTimes) podUpdate(oldObj, newObj any) {
-	o, ok1 := oldObj.(*corev1.Pod)
-	n, ok2 := newObj.(*corev1.Pod)
-	if !ok1 || !ok2 || podIsReady(o) || !podIsReady(n) {
+	o, n := asPod(oldObj), asPod(newObj)
+	if o == nil || n == nil || o.Ready || !n.Ready {
 		return
 	}
-	var at time.Time
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			at = c.LastTransitionTime.Time
-		}
-	}
+	at := n.ReadyAt
 	if at.IsZero() {
 		at = time.Now()
 	}
 	l.mu.Lock()
 	if len(l.ready) < 10000 { // bounded: a pass drains it
-		l.ready = append(l.ready, podReady{pod: n, d: at.Sub(n.CreationTimestamp.Time)})
+		l.ready = append(l.ready, podReady{namespace: n.Namespace, labels: n.Labels, d: at.Sub(n.CreationTimestamp.Time)})
 	}
 	l.mu.Unlock()
 }
 
-func podIsReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // drain attributes the pods that became Ready to workloads.
-func (l *leadTimes) drain(owner func(*corev1.Pod) string) {
+func (l *leadTimes) drain(owner func(namespace string, labels map[string]string) string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, r := range l.ready {
-		if w := owner(r.pod); w != "" {
+		if w := owner(r.namespace, r.labels); w != "" {
 			_ = l.lt.ObservePod(w, r.d)
 		}
 	}

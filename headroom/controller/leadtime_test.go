@@ -26,9 +26,16 @@ func TestLeadTimesMeasureNodesAndPods(t *testing.T) {
 		op := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", CreationTimestamp: pc, Labels: map[string]string{"app": "llm"}}}
 		np := op.DeepCopy()
 		np.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(pc.Add(90 * time.Second))}}
-		l.podUpdate(op, np)
+		if i%2 == 0 {
+			l.podUpdate(op, np) // informers without Trim hold whole Pods
+		} else {
+			so, _ := Trim(op)
+			sn, _ := Trim(np)
+			l.podUpdate(so, sn)
+			l.podUpdate(sn, sn) // no transition: not counted again
+		}
 	}
-	l.drain(func(p *corev1.Pod) string { return p.Namespace + "/" + p.Labels["app"] })
+	l.drain(func(ns string, lbls map[string]string) string { return ns + "/" + lbls["app"] })
 	d, src := l.horizon("ns/llm", 10*time.Minute, false)
 	if src != "measured" || d < 5*time.Minute || d > 6*time.Minute {
 		t.Fatalf("measured horizon %s (%s), want about 4m + 90s", d, src)

@@ -60,9 +60,16 @@ func selectorOf(ls *metav1.LabelSelector) labels.Selector {
 
 // ownerFunc maps a pending pod to the workload whose target selects it.
 func ownerFunc(sels map[string][]ownerSel) func(*corev1.Pod) string {
-	return func(p *corev1.Pod) string {
-		for _, o := range sels[p.Namespace] {
-			if o.sel.Matches(labels.Set(p.Labels)) {
+	owner := ownerOf(sels)
+	return func(p *corev1.Pod) string { return owner(p.Namespace, p.Labels) }
+}
+
+// ownerOf maps a pod's namespace and labels to the workload whose target
+// selects it ("" when none).
+func ownerOf(sels map[string][]ownerSel) func(namespace string, lbls map[string]string) string {
+	return func(namespace string, lbls map[string]string) string {
+		for _, o := range sels[namespace] {
+			if o.sel.Matches(labels.Set(lbls)) {
 				return o.key
 			}
 		}
@@ -118,7 +125,7 @@ func (c *Controller) warnUnknownZones(cfg headroom.Config, ns []headroom.Node) {
 
 // observe sets the gauges from this pass.
 func (c *Controller) observe(s headroom.Snapshot, d headroom.Desired, phPods []*corev1.Pod, ws []headroom.Workload,
-	demand map[string]headroom.Demand, unhealthy map[string]int, pods []*corev1.Pod) {
+	demand map[string]headroom.Demand, unhealthy map[string]int) {
 	m := c.metrics
 	m.BudgetGPUs.Set(float64(d.BudgetGPUs))
 	m.PlaceholderPodsDesired.Reset()

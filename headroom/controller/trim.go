@@ -10,23 +10,26 @@ import (
 
 // Trim is an informer transform that drops what the controller never reads, to
 // keep memory low with tens of thousands of pods: managed fields everywhere, and
-// for pods the volumes, env, probes and container statuses.
+// pods become the controller's compact Pod record (see Pod).
 func Trim(obj any) (any, error) {
+	if p, ok := obj.(*corev1.Pod); ok {
+		return slimPod(p), nil
+	}
 	if a, err := meta.Accessor(obj); err == nil {
 		a.SetManagedFields(nil)
 	}
-	if p, ok := obj.(*corev1.Pod); ok {
-		// Pods are most of what the informers hold: keep what scheduling,
-		// demand and placeholder accounting read, drop the rest.
-		p.Annotations = nil
-		p.Spec = corev1.PodSpec{
-			NodeName: p.Spec.NodeName, NodeSelector: p.Spec.NodeSelector, Affinity: trimAffinity(p.Spec.Affinity),
-			Tolerations: p.Spec.Tolerations, Priority: p.Spec.Priority, PriorityClassName: p.Spec.PriorityClassName,
-			Overhead: p.Spec.Overhead, Containers: trimContainers(p.Spec.Containers), InitContainers: trimContainers(p.Spec.InitContainers),
-		}
-		p.Status = corev1.PodStatus{Phase: p.Status.Phase, Conditions: p.Status.Conditions, NominatedNodeName: p.Status.NominatedNodeName}
-	}
 	return obj, nil
+}
+
+// trimPodSpec keeps what scheduling and shapes read of a pod spec: node,
+// selectors, required affinity, tolerations, priority and each container's
+// resources.
+func trimPodSpec(s *corev1.PodSpec) corev1.PodSpec {
+	return corev1.PodSpec{
+		NodeName: s.NodeName, NodeSelector: s.NodeSelector, Affinity: trimAffinity(s.Affinity),
+		Tolerations: s.Tolerations, Priority: s.Priority, PriorityClassName: s.PriorityClassName,
+		Overhead: s.Overhead, Containers: trimContainers(s.Containers), InitContainers: trimContainers(s.InitContainers),
+	}
 }
 
 // trimContainers keeps each container's name, resources and restart policy

@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/gpu-headroom/gpu-headroom/headroom"
 	"github.com/gpu-headroom/gpu-headroom/nodes"
 )
 
@@ -28,15 +29,79 @@ func TestTrimKeepsWhatThePlanReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := out.(*corev1.Pod)
-	if got := nodes.PodGPURequests(q); got["nvidia.com/gpu"] != want["nvidia.com/gpu"] || got["nvidia.com/gpu"] != 2 {
+	q := out.(*Pod)
+	if got := q.Requests.GPUs; got["nvidia.com/gpu"] != want["nvidia.com/gpu"] || got["nvidia.com/gpu"] != 2 {
 		t.Errorf("GPU requests changed: %v -> %v", want, got)
 	}
-	if q.Spec.NodeName != "n1" || *q.Spec.Priority != -10 || q.Spec.NodeSelector["topology.kubernetes.io/zone"] != "a" ||
-		q.Labels["app"] != "x" || q.Status.Phase != corev1.PodRunning || len(q.Status.Conditions) != 1 {
+	if q.NodeName != "n1" || q.Labels["app"] != "x" || q.Phase != corev1.PodRunning || q.Ready || q.Unschedulable || q.Placeholder {
 		t.Errorf("lost a field the controller reads: %+v", q)
 	}
-	if q.Annotations != nil || q.ManagedFields != nil || q.Spec.Volumes != nil || q.Spec.Containers[0].Env != nil || q.Status.PodIP != "" {
-		t.Errorf("kept a field nobody reads: %+v", q)
+	if q.Annotations != nil || q.ManagedFields != nil || q.Spec != nil {
+		t.Errorf("kept a field nobody reads of a bound pod: %+v", q)
+	}
+
+	// An unschedulable GPU pod keeps its (trimmed) spec: its shape is demand.
+	p.Spec.NodeName = ""
+	p.Status = corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable}}}
+	out, _ = Trim(p)
+	q = out.(*Pod)
+	if !q.Unschedulable || q.Spec == nil || *q.Spec.Priority != -10 || q.Spec.NodeSelector["topology.kubernetes.io/zone"] != "a" ||
+		q.Spec.Volumes != nil || q.Spec.Containers[0].Env != nil || q.Spec.Containers[0].Image != "" {
+		t.Fatalf("pending GPU pod: %+v", q)
+	}
+	back := q.Pod()
+	if !headroom.IsUnschedulable(back) || nodes.PodGPURequests(back)["nvidia.com/gpu"] != 2 {
+		t.Fatalf("rebuilt pod lost what PendingFrom reads: %+v", back)
+	}
+	s, err := nodes.ShapeOf(&back.Spec)
+	if w, _ := nodes.ShapeOf(&p.Spec); err != nil || s.Hash() != w.Hash() {
+		t.Fatalf("shape changed by trimming: %v %v", s, err)
+	}
+
+	// A placeholder keeps its spec; a preempted one is marked.
+	p.Labels = map[string]string{headroom.LabelManagedBy: headroom.ManagedByValue, headroom.LabelComponent: headroom.ComponentValue}
+	p.Spec.NodeName = "n1"
+	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
+		{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "PreemptionByScheduler"},
+		{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	out, _ = Trim(p)
+	q = out.(*Pod)
+	if !q.Placeholder || !q.Preempted || !q.Ready || q.Spec == nil {
+		t.Fatalf("placeholder: %+v", q)
+	}
+	if c := q.DeepCopyObject().(*Pod); c.Spec == q.Spec || c.Labels["app"] != q.Labels["app"] {
+		t.Fatalf("deep copy shares the spec: %+v", c)
+	}
+}
+
+// The informer's record must be usable wherever a Pod was: usage per node
+// equals headroom.NodesFrom's over whole Pods.
+func TestUsageByNodeMatchesNodesFrom(t *testing.T) {
+	kube, _ := scaleObjects(10, 3, 60)
+	var ns []*corev1.Node
+	var pods []*corev1.Pod
+	var recs []*Pod
+	for _, o := range kube {
+		switch x := o.(type) {
+		case *corev1.Node:
+			ns = append(ns, x)
+		case *corev1.Pod:
+			pods = append(pods, x)
+			recs = append(recs, asPod(x))
+		}
+	}
+	pods[3].Status.Phase = corev1.PodSucceeded
+	recs[3] = asPod(pods[3])
+	want := headroom.NodesFrom(ns, pods)
+	got := headroom.NodesWithUsage(ns, usageByNode(recs))
+	if len(want) != 10 || len(got) != len(want) {
+		t.Fatalf("nodes: %d vs %d", len(got), len(want))
+	}
+	for i := range want {
+		if want[i].Used.CPUMilli != got[i].Used.CPUMilli || want[i].Used.TotalGPUs() != got[i].Used.TotalGPUs() ||
+			want[i].Used.MemoryBytes != got[i].Used.MemoryBytes {
+			t.Fatalf("node %s: used %+v, want %+v", want[i].Name, got[i].Used, want[i].Used)
+		}
 	}
 }
