@@ -30,13 +30,23 @@ func NodesFrom(ns []*corev1.Node, pods []*corev1.Pod) []Node {
 // the real (not placeholder) pods bound to each, by node name: NodesFrom for a
 // caller that keeps usage itself.
 func NodesWithUsage(ns []*corev1.Node, used map[string]nodes.Resources) []Node {
-	var out []Node
+	infos := make([]nodes.NodeInfo, 0, len(ns))
 	for _, n := range ns {
-		info := nodes.FromNode(n)
+		infos = append(infos, nodes.FromNode(n))
+	}
+	return NodesFromInfo(infos, used)
+}
+
+// NodesFromInfo is NodesWithUsage for a caller that keeps NodeInfos itself
+// (headroomd caches them per node version). Non-GPU nodes are left out; the
+// result is sorted by name and shares the infos' maps, which Plan only reads.
+func NodesFromInfo(infos []nodes.NodeInfo, used map[string]nodes.Resources) []Node {
+	var out []Node
+	for _, info := range infos {
 		if !info.GPUNode {
 			continue
 		}
-		out = append(out, Node{NodeInfo: info, Used: used[n.Name]})
+		out = append(out, Node{NodeInfo: info, Used: used[info.Name]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -136,14 +146,22 @@ func ScarcityObservationsFrom(placeholderPods []*corev1.Pod) []ScarcityObservati
 // LastNodeAdded maps each zone to the creation time of its newest GPU node, for
 // UpdateScarcity.
 func LastNodeAdded(ns []*corev1.Node) map[string]time.Time {
-	out := map[string]time.Time{}
+	infos := make([]nodes.NodeInfo, 0, len(ns))
 	for _, n := range ns {
-		info := nodes.FromNode(n)
+		infos = append(infos, nodes.FromNode(n))
+	}
+	return LastNodeAddedFrom(infos)
+}
+
+// LastNodeAddedFrom is LastNodeAdded over NodeInfos.
+func LastNodeAddedFrom(infos []nodes.NodeInfo) map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, info := range infos {
 		if !info.GPUNode || info.Zone == "" {
 			continue
 		}
-		if c := n.CreationTimestamp.Time; c.After(out[info.Zone]) {
-			out[info.Zone] = c
+		if info.Created.After(out[info.Zone]) {
+			out[info.Zone] = info.Created
 		}
 	}
 	return out

@@ -3,6 +3,7 @@ package nodes
 import (
 	"maps"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -40,6 +41,8 @@ var GPULabels = []string{
 // pointer into the informer cache, so it is safe to keep and compare.
 type NodeInfo struct {
 	Name string
+	// Created is the node's creation time.
+	Created time.Time
 	// Zone is the node's zone label; "" when the node has none. Such nodes are kept
 	// out of per-zone arithmetic.
 	Zone string
@@ -78,6 +81,7 @@ type NodeInfo struct {
 func FromNode(n *corev1.Node) NodeInfo {
 	info := NodeInfo{
 		Name:          n.Name,
+		Created:       n.CreationTimestamp.Time,
 		Zone:          ZoneOf(n.Labels),
 		GPUProduct:    n.Labels[LabelGPUProduct],
 		Labels:        maps.Clone(n.Labels),

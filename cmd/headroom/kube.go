@@ -9,6 +9,8 @@ import (
 	kedaclient "github.com/kedacore/keda/v2/pkg/generated/clientset/versioned"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/gpu-headroom/gpu-headroom/headroom/controller"
 )
 
 // clusterFlags are the flags shared by the subcommands that read a cluster
@@ -42,7 +44,7 @@ func (f *clusterFlags) clients(sub string) (kubernetes.Interface, kedaclient.Int
 	}
 	rc.QPS, rc.Burst = 20, 40
 	rc.UserAgent = "headroom-" + sub + "/" + version
-	kube, err := kubernetes.NewForConfig(rc)
+	kube, err := kubernetes.NewForConfig(controller.Protobuf(rc))
 	if err != nil {
 		return nil, nil, fmt.Errorf("making kube client: %w", err)
 	}

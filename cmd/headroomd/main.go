@@ -152,7 +152,7 @@ func run(ctx context.Context, f *flags, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	kube, err := kubernetes.NewForConfig(rc)
+	kube, err := kubernetes.NewForConfig(controller.Protobuf(rc))
 	if err != nil {
 		return fmt.Errorf("making kube client: %w", err)
 	}

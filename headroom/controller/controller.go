@@ -82,6 +82,7 @@ type Controller struct {
 	forecasts      *ForecastDemand
 	lead           *leadTimes
 	usage          *usageIndex
+	nodeInfos      nodeInfoCache
 	restored       bool
 	lastCheckpoint time.Time
 	now            func() time.Time
@@ -139,7 +140,7 @@ func New(opts Options, log *zap.Logger, kube kubernetes.Interface, inf Informers
 	}
 	c := &Controller{
 		opts: opts, log: log, kube: kube, backend: backend, recorder: recorder, metrics: metrics,
-		forecaster: forecaster, now: now, lastGood: map[string]headroom.Demand{}, lead: newLeadTimes(), usage: newUsageIndex(),
+		forecaster: forecaster, now: now, lastGood: map[string]headroom.Demand{}, lead: newLeadTimes(), usage: newUsageIndex(), nodeInfos: nodeInfoCache{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "headroom"}),
@@ -346,6 +347,7 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 		c.metrics.ReconcileErrors.WithLabelValues("snapshot").Inc()
 		return fmt.Errorf("listing nodes: %w", err)
 	}
+	infos := c.nodeInfos.infos(allNodes)
 	phRecs, err := podsInState(c.pods, podStatePlaceholder)
 	if err != nil {
 		c.metrics.ReconcileErrors.WithLabelValues("snapshot").Inc()
@@ -395,11 +397,11 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 	}
 	var events []headroom.ScarcityEvent
 	c.scarcity, events = headroom.UpdateScarcity(c.scarcity, headroom.ScarcityObservationsFrom(placeholderPods),
-		headroom.LastNodeAdded(allNodes), now, cfg.ScarcityConfig())
+		headroom.LastNodeAddedFrom(infos), now, cfg.ScarcityConfig())
 	c.scarcityEvents(events, rss)
 
 	unhealthy := c.agentReports(now)
-	gpuNodes := headroom.NodesWithUsage(allNodes, c.usage.byNode())
+	gpuNodes := headroom.NodesFromInfo(infos, c.usage.byNode())
 	discountUnhealthy(gpuNodes, unhealthy)
 	snap := headroom.Snapshot{
 		Nodes:        gpuNodes,

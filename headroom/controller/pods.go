@@ -270,3 +270,34 @@ func (u *usageIndex) handler() cache.ResourceEventHandlerFuncs {
 		},
 	}
 }
+
+// nodeInfoCache keeps nodes.FromNode per node version: nodes change rarely
+// (heartbeats go to Leases) and a pass reads every one of them.
+type nodeInfoCache map[string]cachedNodeInfo
+
+type cachedNodeInfo struct {
+	version string
+	info    nodes.NodeInfo
+}
+
+// infos returns the NodeInfo of each node, computing only new or changed ones,
+// and forgets nodes that are gone.
+func (c nodeInfoCache) infos(ns []*corev1.Node) []nodes.NodeInfo {
+	out := make([]nodes.NodeInfo, 0, len(ns))
+	seen := make(map[string]bool, len(ns))
+	for _, n := range ns {
+		seen[n.Name] = true
+		e, ok := c[n.Name]
+		if !ok || e.version != n.ResourceVersion || n.ResourceVersion == "" {
+			e = cachedNodeInfo{version: n.ResourceVersion, info: nodes.FromNode(n)}
+			c[n.Name] = e
+		}
+		out = append(out, e.info)
+	}
+	for name := range c {
+		if !seen[name] {
+			delete(c, name)
+		}
+	}
+	return out
+}

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/rest"
 )
 
 // Trim is an informer transform that drops what the controller never reads, to
@@ -64,4 +65,14 @@ func ServeReport(w http.ResponseWriter, r *Report) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(r)
+}
+
+// Protobuf returns a copy of a client config that speaks protobuf, for the
+// clientset of built-in types: several times cheaper to decode than JSON with
+// tens of thousands of pods. KEDA's CRDs only speak JSON; keep rc for those.
+func Protobuf(rc *rest.Config) *rest.Config {
+	pc := rest.CopyConfig(rc)
+	pc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	pc.ContentType = "application/vnd.kubernetes.protobuf"
+	return pc
 }

@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/gpu-headroom/gpu-headroom/headroom"
 	"github.com/gpu-headroom/gpu-headroom/nodes"
@@ -103,5 +104,62 @@ func TestUsageByNodeMatchesNodesFrom(t *testing.T) {
 			want[i].Used.MemoryBytes != got[i].Used.MemoryBytes {
 			t.Fatalf("node %s: used %+v, want %+v", want[i].Name, got[i].Used, want[i].Used)
 		}
+	}
+}
+
+// The usage index follows a pod through its life: bound, moved (a new pod of
+// the same name), finished, deleted, deleted while the watch was down.
+func TestUsageIndexFollowsPodEvents(t *testing.T) {
+	u := newUsageIndex()
+	h := u.handler()
+	pod := func(node string, cpu string, phase corev1.PodPhase) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"},
+			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c",
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}}}},
+			Status: corev1.PodStatus{Phase: phase}}
+	}
+	trimmed := func(p *corev1.Pod) any { o, _ := Trim(p); return o }
+	cpuOn := func(node string) int64 { return u.byNode()[node].CPUMilli }
+
+	h.OnAdd(trimmed(pod("", "1", corev1.PodPending)), false)
+	if len(u.byNode()) != 0 {
+		t.Fatalf("unbound pod loads a node: %v", u.byNode())
+	}
+	h.OnUpdate(nil, trimmed(pod("n1", "1", corev1.PodRunning)))
+	h.OnAdd(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "q", Namespace: "ns"}, Spec: pod("n1", "500m", "").Spec}, false) // untrimmed
+	if got := cpuOn("n1"); got != 1500 {
+		t.Fatalf("n1 cpu %d, want 1500", got)
+	}
+	h.OnUpdate(nil, trimmed(pod("n2", "2", corev1.PodRunning)))
+	if cpuOn("n1") != 500 || cpuOn("n2") != 2000 {
+		t.Fatalf("after moving: %v", u.byNode())
+	}
+	h.OnUpdate(nil, trimmed(pod("n2", "2", corev1.PodSucceeded)))
+	if _, ok := u.byNode()["n2"]; ok {
+		t.Fatalf("finished pod still loads n2: %v", u.byNode())
+	}
+	h.OnUpdate(nil, trimmed(pod("n2", "2", corev1.PodRunning)))
+	h.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/p", Obj: trimmed(pod("n2", "2", corev1.PodRunning))})
+	h.OnDelete(trimmed(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "q", Namespace: "ns"}}))
+	if got := u.byNode(); len(got) != 0 {
+		t.Fatalf("deleted pods still load nodes: %v", got)
+	}
+}
+
+// Node infos are recomputed when a node changes and forgotten when it goes.
+func TestNodeInfoCache(t *testing.T) {
+	c := nodeInfoCache{}
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", ResourceVersion: "1", Labels: map[string]string{"nvidia.com/gpu.product": "H100"}}}
+	if got := c.infos([]*corev1.Node{n}); len(got) != 1 || !got[0].GPUNode || got[0].GPUReady {
+		t.Fatalf("first look: %+v", got)
+	}
+	m := n.DeepCopy()
+	m.ResourceVersion = "2"
+	m.Status.Allocatable = corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("8")}
+	if got := c.infos([]*corev1.Node{m}); !got[0].GPUReady {
+		t.Fatalf("changed node not recomputed: %+v", got[0])
+	}
+	if c.infos(nil); len(c) != 0 {
+		t.Fatalf("gone node kept: %v", c)
 	}
 }
