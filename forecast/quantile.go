@@ -29,8 +29,9 @@ type QuantileConfig struct {
 	// Gamma is the adaptive-conformal step (Gibbs & Candès 2021); 0 turns
 	// the adaptation off.
 	Gamma float64
-	// ColdStart is the score used before a horizon has enough scores of its
-	// own: predict point × (1+ColdStart).
+	// ColdStart is the smallest score used before a horizon has enough
+	// scores of its own: predict at least point × (1+ColdStart), on top of
+	// the prior bound described on [Quantile].
 	ColdStart float64
 	// MaxGap is the longest interval between samples that still counts as
 	// continuous; open predictions across a longer gap are dropped.
