@@ -12,7 +12,7 @@ import (
 // encoding of any estimator changes; older blobs are then discarded (the
 // forecaster relearns within one horizon's worth of samples, plus a day for
 // the seasonal profile), which is cheaper and safer than migrations.
-const CheckpointVersion = 1
+const CheckpointVersion = 2
 
 // checkpointMagic starts every blob so a ConfigMap holding something else is
 // recognised as foreign, not as a corrupt checkpoint of ours.

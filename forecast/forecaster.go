@@ -75,7 +75,7 @@ type Prediction struct {
 	// Q is the quantile level Peak estimates.
 	Q float64
 	// Calibrated is false while the horizon has too few scores of its own
-	// and Peak uses the cold-start margin.
+	// and Peak uses the conservative cold-start bound (see [Quantile]).
 	Calibrated bool
 }
 

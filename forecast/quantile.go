@@ -29,8 +29,9 @@ type QuantileConfig struct {
 	// Gamma is the adaptive-conformal step (Gibbs & Candès 2021); 0 turns
 	// the adaptation off.
 	Gamma float64
-	// ColdStart is the score used before a horizon has enough scores of its
-	// own: predict point × (1+ColdStart).
+	// ColdStart is the smallest score used before a horizon has enough
+	// scores of its own: predict at least point × (1+ColdStart), on top of
+	// the prior bound described on [Quantile].
 	ColdStart float64
 	// MaxGap is the longest interval between samples that still counts as
 	// continuous; open predictions across a longer gap are dropped.
@@ -100,29 +101,56 @@ func (c QuantileConfig) Validate() error {
 //
 //	ŷ_q = max( p + r̂·s, y_last ),   r̂ = r_(k),  k = ⌈(n+1)(1-α_t)⌉
 //
-// the finite-sample conformal quantile of the n stored scores (the largest
-// score if k > n). With exchangeable scores this covers the peak with
-// probability at least 1-α_t. Traffic is not exchangeable, so ACI adapts the
-// level: after each closed prediction, α_{t+1} = α_t + γ·((1-Q) - miss),
-// where miss = 1 when the score exceeded the r̂ in force when the prediction
-// was made. Over T scores the miss rate differs from 1-Q by at most about
-// (1+γ)/(γ·T), whatever the data do. Before 1/(1-Q) scores exist the layer
-// uses max(ColdStart, largest score seen).
+// the finite-sample conformal quantile of the n stored scores. With
+// exchangeable scores this covers the peak with probability at least 1-α_t.
+// Traffic is not exchangeable, so ACI adapts the level: after each closed
+// prediction, α_{t+1} = α_t + γ·((1-Q) - miss), where miss = 1 when the peak
+// exceeded the quantile issued when the prediction was made. Over T scores
+// the miss rate differs from 1-Q by at most about (1+γ)/(γ·T), whatever the
+// data do. α_t is kept in [-2(1-Q), 1]: below 0 the level asks for more
+// than the largest score, and the margin grows past it in proportion to the
+// scores' spread (see threshold). The floor bounds that growth after a burst
+// of misses (one burst closes up to PointsPerHorizon overlapping predictions
+// as misses at once) and the time to recover from it, 3(1-Q)/(γ(1-Q)) = 3/γ
+// closed predictions at most; with the former floor of -1 one long burst kept
+// the margin, and the placeholders, high for many hours.
+//
+// Cold start. While k > n (fewer than Q/(1-Q) = 19 scores at Q = 0.95) the
+// finite-sample conformal quantile is infinite: the scores alone support no
+// finite bound. Then the layer predicts at least (see coldBound)
+//
+//	B = μ + σ_u·(ln(m/(1-Q)) - 1),   σ_u = σ·√((ν-1)/χ²_{ν-1, 1-Q})
+//
+// the Q-quantile of the largest of the m samples the horizon spans (m =
+// horizon / mean sampling interval) if samples had a shifted-exponential tail
+// with the mean μ and standard deviation σ of the samples seen so far
+// (weighted with time constant ScaleTau, ν their effective count), with σ
+// taken at its Q upper confidence bound because a handful of samples
+// estimates it poorly. It is capped at (max seen + MinScale)·ln(m/(1-Q)), the
+// same quantile for a pure exponential tail whose mean is the largest sample
+// seen, and never below the largest sample seen, the point forecast times
+// (1+ColdStart), the largest score of the horizon, and the calibrated level of
+// any shorter horizon (the peak over a longer horizon is at least the peak
+// over a shorter one). The bound is deliberately conservative: a new
+// workload over-provisions for its first minutes rather than under.
 //
 // Cost per sample: at most PointsPerHorizon+2 open predictions and one sorted
 // insert of Window float32 per horizon; state is about
 // len(Horizons)·(8·Window + 24·PointsPerHorizon) bytes plus the base's.
 type Quantile struct {
-	cfg   QuantileConfig
-	base  Estimator
-	clk   clock
-	last  float64
-	top   float64 // largest sample seen, the cold-start bound
-	mean  float64 // slow mean of the series, the score scale
-	meanW float64 // total decayed weight behind mean (bias correction)
-	cal   []calib
-	minN  int
-	alpha float64 // 1-Q
+	cfg    QuantileConfig
+	base   Estimator
+	clk    clock
+	last   float64
+	top    float64 // largest sample seen, the cold-start bound
+	mean   float64 // slow mean of the series, the score scale
+	meanW  float64 // total decayed weight behind mean (bias correction)
+	meanW2 float64 // decayed sum of squared weights (effective sample count)
+	m2     float64 // decayed sum of squared deviations from mean
+	gap    float64 // mean interval between samples, seconds (EWMA)
+	cal    []calib
+	minN   int
+	alpha  float64 // 1-Q
 }
 
 // calib is the conformal state of one horizon.
@@ -193,7 +221,17 @@ func (q *Quantile) Observe(at time.Time, v float64) error {
 	dt, _ := q.clk.advance(at)
 	decay := math.Exp(-dt / q.cfg.ScaleTau.Seconds())
 	q.meanW = q.meanW*decay + 1
+	q.meanW2 = q.meanW2*decay*decay + 1
+	old := q.mean
 	q.mean += (v - q.mean) / q.meanW
+	q.m2 = q.m2*decay + (v-old)*(v-q.mean)
+	if dt > 0 {
+		if q.gap == 0 {
+			q.gap = dt
+		} else {
+			q.gap += 0.1 * (dt - q.gap)
+		}
+	}
 	q.top = math.Max(q.top, v)
 	for i := range q.cal {
 		q.close(&q.cal[i], ns, float32(v))
@@ -238,7 +276,7 @@ func (q *Quantile) close(c *calib, ns int64, v float32) {
 		if o.peak > o.issued {
 			miss = 1
 		}
-		c.alphaT = math.Min(1, math.Max(-1, c.alphaT+q.cfg.Gamma*(q.alpha-miss)))
+		c.alphaT = math.Min(1, math.Max(-2*q.alpha, c.alphaT+q.cfg.Gamma*(q.alpha-miss)))
 		c.covHits = c.covHits*covDecay + (1 - miss)
 		c.covN = c.covN*covDecay + 1
 		c.addScore(r)
@@ -370,9 +408,48 @@ func (q *Quantile) Predict(at time.Time, horizon time.Duration) float64 {
 func (q *Quantile) quantileFor(c *calib, p float64) float64 {
 	y := math.Max(p+q.threshold(c)*q.scale(p), q.last)
 	if len(c.sorted) < q.minN {
-		y = math.Max(y, q.top)
+		y = math.Max(y, math.Max(q.top, q.coldBound(c)))
 	}
 	return clean(y)
+}
+
+// coldBound is B of the type comment, the bound on the peak over c's
+// horizon used while the horizon has too few scores for a finite conformal
+// quantile.
+func (q *Quantile) coldBound(c *calib) float64 {
+	m := 1.0
+	if q.gap > 0 {
+		m = math.Max(1, float64(c.h)/1e9/q.gap)
+	}
+	tail := math.Log(m / q.alpha) // -ln(1-F) at F = 1-α/m, the per-sample level
+	capB := (q.top + q.cfg.MinScale) * tail
+	n := q.meanW * q.meanW / math.Max(q.meanW2, 1)
+	if n < 2 {
+		return capB // one sample: no spread measured yet
+	}
+	// Reliability-weighted variance, unbiased for the effective count n.
+	v := math.Max(0, q.m2/(q.meanW-q.meanW2/q.meanW))
+	sd := math.Sqrt(v * (n - 1) / chi2Lower(n-1, q.alpha))
+	return math.Min(capB, q.mean+sd*(tail-1))
+}
+
+// chi2Lower is the p-quantile of the chi-square distribution with k degrees
+// of freedom (Wilson-Hilferty), for p < 0.5.
+func chi2Lower(k, p float64) float64 {
+	z := -normInvUpper(p)
+	a := 2 / (9 * k)
+	x := 1 - a + z*math.Sqrt(a)
+	if x <= 0 {
+		return 1e-12
+	}
+	return math.Max(1e-12, k*x*x*x)
+}
+
+// normInvUpper is z with P(Z > z) = p for a standard normal Z, p in (0, 0.5]
+// (Abramowitz & Stegun 26.2.23, error < 4.5e-4).
+func normInvUpper(p float64) float64 {
+	t := math.Sqrt(-2 * math.Log(p))
+	return t - (2.515517+0.802853*t+0.010328*t*t)/(1+1.432788*t+0.189269*t*t+0.001308*t*t*t)
 }
 
 // PredictDetail is Predict plus the point forecast it starts from and
@@ -403,6 +480,9 @@ func (q *Quantile) encode(e *encoder) {
 	e.f64(q.top)
 	e.f64(q.mean)
 	e.f64(q.meanW)
+	e.f64(q.meanW2)
+	e.f64(q.m2)
+	e.f64(q.gap)
 	e.u8(uint8(len(q.cal)))
 	for i := range q.cal {
 		c := &q.cal[i]
@@ -436,6 +516,9 @@ func (q *Quantile) decode(d *decoder) {
 	q.top = d.nonNeg()
 	q.mean = d.nonNeg()
 	q.meanW = d.nonNeg()
+	q.meanW2 = d.nonNeg()
+	q.m2 = d.nonNeg()
+	q.gap = d.nonNeg()
 	d.expect("calibrated horizons", int(d.u8()), len(q.cal))
 	for i := range q.cal {
 		c := &q.cal[i]

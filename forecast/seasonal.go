@@ -72,14 +72,19 @@ func (c SeasonalConfig) Validate() error {
 // (f = min(Δ, SlotWidth)/SlotWidth is the share of a slot visit it covers):
 //
 //	ℓ ← ℓ + (1-e^(-Δ/LevelTau))·(x - S(t) - ℓ)
-//	D ← D + k_D·(x - ℓ - S(t))    (split over the two slots by interpolation weight)
-//	W ← W + k_W·(x - ℓ - S(t))    (S recomputed after the D step; only once warm)
+//	e = x - ℓ - S(t)
+//	D_j ← D_j + k_D,j·w_j·e/(w_0²+w_1²)   for the two slots j around t,
+//	                                       interpolation weights w_0 + w_1 = 1
+//	W_j ← W_j + k_W,j·w_j·e/(w_0²+w_1²)   (e recomputed after the D step; only once warm)
 //
-// k_W = 1-(1-WeekRate)^f is a plain EWMA weight. k_D is bias corrected:
-// f / (decayed sum of f the slot has received, decaying by (1-DayRate) per
-// visit), a running average over the first visits that becomes an EWMA of
-// rate DayRate. Both profiles are read with their mean removed, so ℓ is the
-// mean log level and the two cannot drift against each other.
+// a normalised LMS step, so S(t) moves toward x - ℓ by a fraction of e in
+// [0, 1] and never overshoots, however often the series is sampled (see
+// profile.learn). k_W,j = 1-(1-WeekRate)^(w_j·f) is a plain EWMA weight.
+// k_D,j is bias corrected: w_j·f / (decayed sum of the shares slot j has
+// received, decaying by (1-DayRate) per visit), a running average over the
+// first visits that becomes an EWMA of rate DayRate. Both profiles are read
+// with their mean removed, so ℓ is the mean log level and the two cannot
+// drift against each other.
 //
 // The forecast is y(t) = exp(ℓ + S(t)) - 1, and Predict returns its maximum
 // over (at, at+h]: S is piecewise linear, so that maximum lies at an end or
@@ -123,27 +128,62 @@ func (p *profile) at(i0, i1 int, f float64) float64 {
 	return (1-f)*float64(p.v[i0]) + f*float64(p.v[i1]) - p.sum*p.inv
 }
 
-// learn moves slot i toward residual e. a is the share of one slot visit
-// the sample covers; lnKeep = ln(1-rate), where rate is the weight a full
+// gain is the weight a sample covering share a of one visit of slot i gets,
+// and records the visit. lnKeep = ln(1-rate), where rate is the weight a full
 // visit gets (precomputed: Exp is much cheaper than Pow). With bias
 // correction the weight is a/(decayed sum of shares): a running average for
 // the first visits, then an EWMA with the given rate, so the first day is
 // learned at once instead of 30% a day.
-func (p *profile) learn(i int, a, lnKeep, e float64) {
+func (p *profile) gain(i int, a, lnKeep float64) float64 {
 	if a <= 0 {
+		return 0
+	}
+	if p.w == nil {
+		return -math.Expm1(a * lnKeep)
+	}
+	w := float64(p.w[i])*math.Exp(a*lnKeep) + a
+	p.w[i] = float32(w)
+	return a / w
+}
+
+// learn moves the two slots a sample is interpolated between (weights 1-w
+// and w) so that the interpolated value moves toward residual e, by a
+// normalised least-mean-squares step:
+//
+//	v_j += k_j · w_j · e / (w_0² + w_1²)
+//
+// The interpolated value then moves by e·(k_0·w_0² + k_1·w_1²)/(w_0² + w_1²),
+// a fraction in [0, 1] of the error: it never overshoots, and no slot moves
+// by more than 1.21·|e|. (Moving each slot by k_j·e instead, as a plain
+// per-slot average would, lets a slot that the sample barely touches, w_j
+// near 0 with k_j = 1 on its first visit, take the whole error without
+// reducing it; sampled every 15 s, the slots then ratchet apart until the
+// forecast overflows.) Values are clamped at ±maxLogSwing.
+func (p *profile) learn(i0, i1 int, w, f, lnKeep, e float64) {
+	if i0 == i1 { // one slot a day: nothing to interpolate
+		p.add(i0, p.gain(i0, f, lnKeep)*e)
 		return
 	}
-	var k float64
-	if p.w != nil {
-		w := float64(p.w[i])*math.Exp(a*lnKeep) + a
-		p.w[i] = float32(w)
-		k = a / w
-	} else {
-		k = -math.Expm1(a * lnKeep)
+	w0, w1 := 1-w, w
+	norm := w0*w0 + w1*w1 // >= 1/2
+	k0 := p.gain(i0, w0*f, lnKeep)
+	k1 := p.gain(i1, w1*f, lnKeep)
+	p.add(i0, k0*w0/norm*e)
+	p.add(i1, k1*w1/norm*e)
+}
+
+// maxLogSwing bounds a profile value in log space: e^12 is a 160,000-fold
+// swing, beyond any real daily cycle, and keeps exp() far from overflow.
+const maxLogSwing = 12
+
+// add moves slot i by d, clamped, keeping the sum exact.
+func (p *profile) add(i int, d float64) {
+	if d == 0 {
+		return
 	}
-	d := float32(k * e)
-	p.v[i] += d
-	p.sum += float64(d)
+	old := p.v[i]
+	p.v[i] = float32(math.Max(-maxLogSwing, math.Min(maxLogSwing, float64(old)+d)))
+	p.sum += float64(p.v[i]) - float64(old)
 }
 
 // NewSeasonal returns an empty profile; the config must be valid.
@@ -241,16 +281,14 @@ func (s *Seasonal) Observe(at time.Time, v float64) error {
 	f := math.Min(dt, s.slotSec) / s.slotSec
 	i0, i1, w := s.pos(ns)
 	e := x - s.level - s.index(ns)
-	s.day.learn(i0%s.slots, (1-w)*f, s.lnKeepDay, e)
-	s.day.learn(i1%s.slots, w*f, s.lnKeepDay, e)
+	s.day.learn(i0%s.slots, i1%s.slots, w, f, s.lnKeepDay, e)
 	// The weekly correction starts once the daily profile is trusted, so it
 	// does not absorb the first day's errors (it is visited once a week and
 	// would keep them for weeks), and it is a plain EWMA from zero: one odd
 	// Tuesday moves it by WeekRate, not all the way.
 	if s.week.v != nil && s.warm() {
 		e = x - s.level - s.index(ns)
-		s.week.learn(i0, (1-w)*f, s.lnKeepWeek, e)
-		s.week.learn(i1, w*f, s.lnKeepWeek, e)
+		s.week.learn(i0, i1, w, f, s.lnKeepWeek, e)
 	}
 	return nil
 }
