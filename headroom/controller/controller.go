@@ -353,7 +353,13 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 	observed := placeholder.Observed(rss)
 
 	workloads, selectors, images := c.workloads(cfg)
-	c.lead.drain(ownerFunc(selectors))
+	owner := ownerFunc(selectors)
+	inflight := headroom.ReplicaPodsFrom(allPods, owner)
+	for i := range workloads {
+		rp := inflight[workloads[i].Key()]
+		workloads[i].StartingReplicas, workloads[i].PendingReplicas = rp.Starting, rp.Pending
+	}
+	c.lead.drain(owner)
 	c.restoreForecasts(cfg)
 	current := map[string]headroom.Demand{}
 	for _, w := range workloads {
@@ -385,7 +391,7 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 	discountUnhealthy(gpuNodes, unhealthy)
 	snap := headroom.Snapshot{
 		Nodes:        gpuNodes,
-		Pending:      headroom.PendingFrom(allPods, ownerFunc(selectors)),
+		Pending:      headroom.PendingFrom(allPods, owner),
 		Workloads:    workloads,
 		Placeholders: observed,
 		Scarce:       c.scarcity.Scarce(),
