@@ -125,15 +125,15 @@ func newPlanner(s Snapshot, p Policy) *planner {
 		}
 		pl.free[n.Zone] = append(pl.free[n.Zone], &freeNode{info: n.NodeInfo, avail: n.Allocatable.Sub(n.Used)})
 	}
+	for z := range zoneSet {
+		pl.zones = append(pl.zones, z)
+	}
+	sort.Strings(pl.zones)
 	// The autoscaler drains an under-used node when its pods fit elsewhere, and
 	// those pods then take free GPUs on the nodes it keeps: reserve them.
 	for _, n := range draining {
 		pl.reserve(n)
 	}
-	for z := range zoneSet {
-		pl.zones = append(pl.zones, z)
-	}
-	sort.Strings(pl.zones)
 	for k := range s.Scarce {
 		if s.Scarce[k] {
 			pl.release[k] = true
@@ -153,24 +153,29 @@ func keptByAutoscaler(n Node, threshold float64) bool {
 }
 
 // reserve takes the GPUs that the real pods of a node below KeepUtilization use
-// out of the free capacity of the kept nodes of its zone (in name order): when
-// the autoscaler removes that node, its evicted pods are rescheduled into that
-// free capacity, so it is not there for the need. Only GPUs are reserved (the
-// pods' shapes are not known here, and GPUs are what runs out); a reservation
-// larger than the zone's free GPUs just leaves none.
+// out of the free capacity of the kept nodes: when the autoscaler removes that
+// node, the scheduler puts its evicted pods into that free capacity, so it is not
+// there for the need. Its own zone first, then the other zones in sorted order
+// (the scheduler spreads replicas over zones, so an evicted pod may land in any),
+// nodes in name order. Only GPUs are reserved (the pods' shapes are not known
+// here, and GPUs are what runs out); a reservation larger than the free GPUs just
+// leaves none.
 func (pl *planner) reserve(n Node) {
+	zones := append([]string{n.Zone}, slices.DeleteFunc(slices.Clone(pl.zones), func(z string) bool { return z == n.Zone })...)
 	for _, name := range n.Used.GPUNames() {
 		left := n.Used.GPU(name)
-		for _, fn := range pl.free[n.Zone] {
-			if left <= 0 {
-				break
+		for _, z := range zones {
+			for _, fn := range pl.free[z] {
+				if left <= 0 {
+					break
+				}
+				k := min(fn.avail.GPU(name), left)
+				if k <= 0 {
+					continue
+				}
+				fn.avail = fn.avail.Sub(nodes.Resources{GPUs: map[corev1.ResourceName]int64{name: k}})
+				left -= k
 			}
-			k := min(fn.avail.GPU(name), left)
-			if k <= 0 {
-				continue
-			}
-			fn.avail = fn.avail.Sub(nodes.Resources{GPUs: map[corev1.ResourceName]int64{name: k}})
-			left -= k
 		}
 	}
 }

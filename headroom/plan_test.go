@@ -134,10 +134,18 @@ func TestPlan(t *testing.T) {
 			want: []string{"a/1:2"},
 		},
 		{
-			name:   "a drained node's pods are reserved in its own zone only",
+			// b has no kept node: the scheduler puts b1's pods into zone a.
+			name:   "a drained node's pods are reserved in other zones when its own has no room",
 			snap:   Snapshot{Nodes: []Node{node("a1", "a", 8, 5), node("b1", "b", 8, 2)}, Workloads: []Workload{workload("w", shape(1))}},
 			demand: map[string]Demand{"llm/w": {Replicas: 3}}, policy: policy(100),
-			note: "3 pods covered by free capacity",
+			want: []string{"a/1:2", "b/1:1"},
+		},
+		{
+			name: "a drained node's pods are reserved in its own zone first",
+			snap: Snapshot{Nodes: []Node{node("a1", "a", 8, 5), node("b1", "b", 8, 6), node("b2", "b", 8, 2)},
+				Workloads: []Workload{workload("w", inZone(shape(1), "a"))}},
+			demand: map[string]Demand{"llm/w": {Replicas: 3}}, policy: policy(100),
+			note: "3 pods covered by free capacity in [a]",
 		},
 		{
 			name:   "an empty node below KeepUtilization reserves nothing",
