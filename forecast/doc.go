@@ -41,9 +41,11 @@
 //     already counted in Desired, so they are not added to it; Ready+Pending is
 //     used as a floor so that a rollout surge or a Desired that has not caught
 //     up still counts as need.
-//   - Ready: replicas that already serve. It is not part of the need; it is
-//     returned in the prediction so the planner can cover "predicted peak minus
-//     what is already ready".
+//   - Ready: replicas that already serve or hold a node (the callers,
+//     headroom.ForecastSignals, pass ready plus starting: a replica loading its
+//     model has its GPUs). It is not part of the need; it is returned in the
+//     prediction so the planner can cover "predicted peak minus what is already
+//     in place".
 //
 // The series the estimators learn is need = max(Desired, MetricImplied,
 // Ready+Pending). Max, not a blend, because under-provisioning costs a

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpu-headroom/gpu-headroom/forecast"
 	"github.com/gpu-headroom/gpu-headroom/headroom/keda"
 )
 
@@ -33,6 +34,12 @@ func TestReactiveDemand(t *testing.T) {
 		{"paused without count", with(func(w *Workload) { w.State, w.SpecReplicas, w.ReadyReplicas = keda.StatePaused, 2, 2 }), 0, false, "paused 2, ready 2: need 0"},
 		{"fallback holds", with(func(w *Workload) { w.State, w.DesiredReplicas, w.ReadyReplicas = keda.StateFallback, 7, 2 }), 5, true, "fallback (not genuine): HPA desired 7, ready 2: need 5"},
 		{"HPA missing holds", with(func(w *Workload) { w.State, w.SpecReplicas, w.ReadyReplicas = keda.StateHPAMissing, 3, 1 }), 2, true, "HPA missing, from the target's replicas 3, ready 1: need 2"},
+		{"starting replicas hold their GPUs: not need", with(func(w *Workload) {
+			w.State, w.DesiredReplicas, w.ReadyReplicas, w.StartingReplicas, w.PendingReplicas = keda.StateActive, 8, 2, 4, 1
+		}), 2, false, "HPA desired 8, ready 2, starting 4: need 2"},
+		{"starting and ready above desired", with(func(w *Workload) {
+			w.State, w.DesiredReplicas, w.ReadyReplicas, w.StartingReplicas = keda.StateActive, 5, 3, 3
+		}), 0, false, "HPA desired 5, ready 3, starting 3: need 0"},
 		{"scaled to zero", with(func(w *Workload) {
 			w.State, w.Reason = keda.StateScaledToZero, "scaled to zero: KEDA Active condition is False"
 		}),
@@ -68,5 +75,42 @@ func TestHoldLastGood(t *testing.T) {
 	}
 	if _, ok := next["gone"]; ok {
 		t.Error("deleted workload kept")
+	}
+}
+
+func TestForecastSignals(t *testing.T) {
+	w := Workload{State: keda.StateActive, DesiredReplicas: 6, MetricReplicas: 30, HasMetricReplicas: true, ReadyReplicas: 4, MaxReplicas: 100}
+	if s := ForecastSignals(w); s.Desired != 6 || s.MetricImplied != 30 || s.Ready != 4 || s.Pending != 0 {
+		t.Errorf("nothing in flight: %+v, want the metric as a leading signal", s)
+	}
+	w.StartingReplicas, w.PendingReplicas = 1, 1
+	if s := ForecastSignals(w); s.Desired != 6 || s.MetricImplied != 0 || s.Ready != 5 || s.Pending != 1 || s.Need() != 6 {
+		t.Errorf("replicas in flight: %+v (need %v), want the backlog left out and ready+starting as ready", s, s.Need())
+	}
+	w.StartingReplicas, w.PendingReplicas, w.HasMetricReplicas = 0, 0, false
+	if s := ForecastSignals(w); s.MetricImplied != 0 {
+		t.Errorf("unknown metric: %+v", s)
+	}
+}
+
+func TestForecastNeed(t *testing.T) {
+	w := Workload{State: keda.StateActive, DesiredReplicas: 6, ReadyReplicas: 4, StartingReplicas: 1, MaxReplicas: 12}
+	tests := []struct {
+		name string
+		peak float64
+		want int32
+	}{
+		{"peak minus ready and starting", 9.2, 5},
+		{"never below the reactive need", 2, 1},
+		{"capped at maxReplicas", 40, 7},
+		{"an integer peak is not rounded up", 9.0000000001, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := ForecastNeed(w, forecast.Prediction{Peak: tt.peak, Q: 0.9}, 10*time.Minute)
+			if d.Replicas != tt.want || d.Reason == "" {
+				t.Errorf("ForecastNeed(peak %v) = %+v, want %d", tt.peak, d, tt.want)
+			}
+		})
 	}
 }

@@ -166,3 +166,52 @@ func LastNodeAddedFrom(infos []nodes.NodeInfo) map[string]time.Time {
 	}
 	return out
 }
+
+// ReplicaPods counts one workload's pods that are not Ready yet.
+type ReplicaPods struct {
+	// Starting pods are bound to a node but not Ready (image pull, model load).
+	Starting int32
+	// Pending pods are not bound to a node yet.
+	Pending int32
+}
+
+// ReplicaPodsFrom counts, per covered workload (owner maps a pod to its key, ""
+// when none), the pods that are not Ready: bound ones (starting) and unbound ones
+// (pending). Terminating, finished and placeholder pods are skipped. Together with
+// the target's readyReplicas they are the replicas in flight: a starting pod
+// already holds its GPUs, so the planner does not count it as need.
+func ReplicaPodsFrom(pods []*corev1.Pod, owner func(*corev1.Pod) string) map[string]ReplicaPods {
+	out := map[string]ReplicaPods{}
+	if owner == nil {
+		return out
+	}
+	for _, p := range pods {
+		if p == nil || p.DeletionTimestamp != nil || IsPlaceholder(p.Labels) || podReady(p) {
+			continue
+		}
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		k := owner(p)
+		if k == "" {
+			continue
+		}
+		c := out[k]
+		if p.Spec.NodeName != "" {
+			c.Starting++
+		} else {
+			c.Pending++
+		}
+		out[k] = c
+	}
+	return out
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

@@ -106,3 +106,34 @@ func TestScarcityObservationsFrom(t *testing.T) {
 		t.Fatalf("observations %+v", got)
 	}
 }
+
+func TestReplicaPodsFrom(t *testing.T) {
+	chat := func(p *corev1.Pod) { p.Labels = map[string]string{"app": "chat"} }
+	ready := func(p *corev1.Pod) {
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	}
+	pods := []*corev1.Pod{
+		gpuPod("ready", "n1", "1", chat, ready),
+		gpuPod("loading", "n1", "1", chat),
+		gpuPod("pulling", "n2", "1", chat, func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending }),
+		gpuPod("pending", "", "1", chat),
+		gpuPod("not-yet-tried", "", "1", chat, func(p *corev1.Pod) { p.Status.Conditions = nil }),
+		gpuPod("terminating", "n1", "1", chat, func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{} }),
+		gpuPod("failed", "n1", "1", chat, func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed }),
+		gpuPod("other", "n1", "1"),
+		gpuPod("ph", "n1", "1", placeholder("a", "h")),
+	}
+	owner := func(p *corev1.Pod) string {
+		if p.Labels["app"] == "chat" {
+			return "llm/chat"
+		}
+		return ""
+	}
+	got := ReplicaPodsFrom(pods, owner)
+	if len(got) != 1 || got["llm/chat"] != (ReplicaPods{Starting: 2, Pending: 2}) {
+		t.Errorf("ReplicaPodsFrom = %+v, want llm/chat starting 2, pending 2", got)
+	}
+	if got := ReplicaPodsFrom(pods, nil); len(got) != 0 {
+		t.Errorf("without an owner func = %+v", got)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/gpu-headroom/gpu-headroom/nodes"
 )
 
@@ -23,6 +25,9 @@ import (
 //     nodes the autoscaler will keep: their real pods use at least KeepUtilization of
 //     their GPUs. An emptier node would be removed as unneeded; a placeholder is
 //     what keeps it. Free capacity held by our own placeholders counts as free.
+//     The GPUs that real pods use on the emptier nodes are taken out of the free
+//     capacity of the kept nodes in their zone: when the autoscaler drains such a
+//     node, its pods are rescheduled there.
 //     When that capacity covers the whole need, no placeholder is planned and the
 //     capacity is claimed so other shapes do not count it twice. When it covers only
 //     part, the whole need is planned: placeholders are scheduled into free capacity
@@ -102,13 +107,20 @@ func newPlanner(s Snapshot, p Policy) *planner {
 	}
 	ns := slices.Clone(s.Nodes)
 	sort.Slice(ns, func(i, j int) bool { return ns[i].Name < ns[j].Name })
+	var draining []Node
 	for _, n := range ns {
 		if n.Zone == "" || !n.GPUNode {
 			continue
 		}
 		// A zone with GPU nodes in any state is a place the autoscaler provisions.
 		zoneSet[n.Zone] = true
-		if !n.Usable() || !keptByAutoscaler(n, p.KeepUtilization) {
+		if !n.Usable() {
+			continue
+		}
+		if !keptByAutoscaler(n, p.KeepUtilization) {
+			if n.Used.TotalGPUs() > 0 {
+				draining = append(draining, n)
+			}
 			continue
 		}
 		pl.free[n.Zone] = append(pl.free[n.Zone], &freeNode{info: n.NodeInfo, avail: n.Allocatable.Sub(n.Used)})
@@ -117,6 +129,11 @@ func newPlanner(s Snapshot, p Policy) *planner {
 		pl.zones = append(pl.zones, z)
 	}
 	sort.Strings(pl.zones)
+	// The autoscaler drains an under-used node when its pods fit elsewhere, and
+	// those pods then take free GPUs on the nodes it keeps: reserve them.
+	for _, n := range draining {
+		pl.reserve(n)
+	}
 	for k := range s.Scarce {
 		if s.Scarce[k] {
 			pl.release[k] = true
@@ -133,6 +150,34 @@ func keptByAutoscaler(n Node, threshold float64) bool {
 		return false
 	}
 	return float64(n.Used.TotalGPUs())/float64(alloc) >= threshold
+}
+
+// reserve takes the GPUs that the real pods of a node below KeepUtilization use
+// out of the free capacity of the kept nodes: when the autoscaler removes that
+// node, the scheduler puts its evicted pods into that free capacity, so it is not
+// there for the need. Its own zone first, then the other zones in sorted order
+// (the scheduler spreads replicas over zones, so an evicted pod may land in any),
+// nodes in name order. Only GPUs are reserved (the pods' shapes are not known
+// here, and GPUs are what runs out); a reservation larger than the free GPUs just
+// leaves none.
+func (pl *planner) reserve(n Node) {
+	zones := append([]string{n.Zone}, slices.DeleteFunc(slices.Clone(pl.zones), func(z string) bool { return z == n.Zone })...)
+	for _, name := range n.Used.GPUNames() {
+		left := n.Used.GPU(name)
+		for _, z := range zones {
+			for _, fn := range pl.free[z] {
+				if left <= 0 {
+					break
+				}
+				k := min(fn.avail.GPU(name), left)
+				if k <= 0 {
+					continue
+				}
+				fn.avail = fn.avail.Sub(nodes.Resources{GPUs: map[corev1.ResourceName]int64{name: k}})
+				left -= k
+			}
+		}
+	}
 }
 
 func (pl *planner) group(shape Shape, hash, zone string) *group {

@@ -112,6 +112,55 @@ func TestPlan(t *testing.T) {
 			want: []string{"a/1:2"},
 		},
 		{
+			// a2 is under KeepUtilization: the autoscaler drains it and its 2 GPUs
+			// of pods land in a1's 3 free GPUs, leaving 1: the need of 2 is not covered.
+			name:   "pods of a node the autoscaler would drain take the kept free capacity",
+			snap:   Snapshot{Nodes: []Node{node("a1", "a", 8, 5), node("a2", "a", 8, 2)}, Workloads: []Workload{workload("w", shape(1))}},
+			demand: map[string]Demand{"llm/w": {Replicas: 2}}, policy: policy(100),
+			want: []string{"a/1:2"},
+		},
+		{
+			name:   "free capacity left after the drained pods still covers the need",
+			snap:   Snapshot{Nodes: []Node{node("a1", "a", 8, 4), node("a2", "a", 8, 1)}, Workloads: []Workload{workload("w", shape(1))}},
+			demand: map[string]Demand{"llm/w": {Replicas: 3}}, policy: policy(100),
+			note: "3 pods covered by free capacity",
+		},
+		{
+			name: "drained pods are reserved over several kept nodes, in name order",
+			snap: Snapshot{Nodes: []Node{node("a1", "a", 8, 6), node("a2", "a", 8, 6), node("a3", "a", 8, 3)},
+				Workloads: []Workload{workload("w", shape(1))}},
+			// 4 free on a1+a2, 3 reserved for a3's pods: 1 left for a need of 2.
+			demand: map[string]Demand{"llm/w": {Replicas: 2}}, policy: policy(100),
+			want: []string{"a/1:2"},
+		},
+		{
+			// b has no kept node: the scheduler puts b1's pods into zone a.
+			name:   "a drained node's pods are reserved in other zones when its own has no room",
+			snap:   Snapshot{Nodes: []Node{node("a1", "a", 8, 5), node("b1", "b", 8, 2)}, Workloads: []Workload{workload("w", shape(1))}},
+			demand: map[string]Demand{"llm/w": {Replicas: 3}}, policy: policy(100),
+			want: []string{"a/1:2", "b/1:1"},
+		},
+		{
+			name: "a drained node's pods are reserved in its own zone first",
+			snap: Snapshot{Nodes: []Node{node("a1", "a", 8, 5), node("b1", "b", 8, 6), node("b2", "b", 8, 2)},
+				Workloads: []Workload{workload("w", inZone(shape(1), "a"))}},
+			demand: map[string]Demand{"llm/w": {Replicas: 3}}, policy: policy(100),
+			note: "3 pods covered by free capacity in [a]",
+		},
+		{
+			name:   "an empty node below KeepUtilization reserves nothing",
+			snap:   Snapshot{Nodes: []Node{node("a1", "a", 8, 5), node("a2", "a", 8, 0)}, Workloads: []Workload{workload("w", shape(1))}},
+			demand: map[string]Demand{"llm/w": {Replicas: 3}}, policy: policy(100),
+			note: "3 pods covered by free capacity",
+		},
+		{
+			name:   "floor not covered once a drained node's pods are reserved",
+			snap:   Snapshot{Nodes: []Node{node("a1", "a", 8, 4), node("a2", "a", 8, 1)}, Workloads: []Workload{workload("w", shape(1))}},
+			demand: map[string]Demand{},
+			policy: withZones(policy(100), map[string]ZoneLimits{"a": {FloorGPUs: 4, MaxGPUs: 100}}),
+			want:   []string{"a/1:4"},
+		},
+		{
 			name: "free GPUs on unready, cordoned or untolerated nodes do not count",
 			snap: Snapshot{Nodes: func() []Node {
 				unready := node("a1", "a", 8, 4)

@@ -358,6 +358,15 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 		c.metrics.ReconcileErrors.WithLabelValues("snapshot").Inc()
 		return err
 	}
+	notReadyRecs, err := podsInState(c.pods, podStateNotReady)
+	if err != nil {
+		c.metrics.ReconcileErrors.WithLabelValues("snapshot").Inc()
+		return err
+	}
+	notReady := make([]*corev1.Pod, 0, len(notReadyRecs))
+	for _, p := range notReadyRecs {
+		notReady = append(notReady, p.Pod())
+	}
 	rsSel := labels.SelectorFromSet(labels.Set{headroom.LabelManagedBy: headroom.ManagedByValue, headroom.LabelComponent: headroom.ComponentValue})
 	rss, err := c.replicasets.ReplicaSets(c.opts.Namespace).List(rsSel)
 	if err != nil {
@@ -368,6 +377,12 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 	observed := placeholder.Observed(rss)
 
 	workloads, selectors, images := c.workloads(cfg)
+	owner := ownerFunc(selectors)
+	inflight := headroom.ReplicaPodsFrom(notReady, owner)
+	for i := range workloads {
+		rp := inflight[workloads[i].Key()]
+		workloads[i].StartingReplicas, workloads[i].PendingReplicas = rp.Starting, rp.Pending
+	}
 	c.lead.drain(ownerOf(selectors))
 	c.restoreForecasts(cfg)
 	current := map[string]headroom.Demand{}
@@ -405,7 +420,7 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 	discountUnhealthy(gpuNodes, unhealthy)
 	snap := headroom.Snapshot{
 		Nodes:        gpuNodes,
-		Pending:      headroom.PendingFrom(unschedulable, ownerFunc(selectors)),
+		Pending:      headroom.PendingFrom(unschedulable, owner),
 		Workloads:    workloads,
 		Placeholders: observed,
 		Scarce:       c.scarcity.Scarce(),

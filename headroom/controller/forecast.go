@@ -2,7 +2,6 @@ package controller
 
 import (
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -12,12 +11,12 @@ import (
 )
 
 // ForecastDemand is the headroom.Forecaster backed by the forecast package: per
-// workload it observes the replica signals each pass and asks for the q-quantile
-// of the peak need within the workload's lead time. Headroom then covers that
-// predicted peak minus the replicas already ready. It never asks for less than
-// the reactive need (the present is a floor) nor for more than maxReplicas
-// allows. Paused, fallback and missing-HPA states bypass the forecast: their
-// signals are not genuine demand.
+// workload it observes headroom.ForecastSignals each pass and asks for the
+// q-quantile of the peak need within the workload's lead time; headroom.ForecastNeed
+// turns that into demand (the predicted peak minus the replicas ready or starting,
+// never below the reactive need, never beyond maxReplicas). The simulator calls
+// the same two functions. Paused, fallback and missing-HPA states bypass the
+// forecast: their signals are not genuine demand.
 type ForecastDemand struct {
 	// Config returns the config in force (lead time and quantile per workload).
 	Config func() headroom.Config
@@ -67,22 +66,11 @@ func (fd *ForecastDemand) Demand(w headroom.Workload, now time.Time) headroom.De
 		e = &entry{f: f, q: q}
 		fd.per[w.Key()] = e
 	}
-	sig := forecast.Signals{Desired: float64(w.DesiredReplicas), MetricImplied: float64(w.MetricReplicas), Ready: float64(w.ReadyReplicas)}
-	if !w.HasMetricReplicas {
-		sig.MetricImplied = 0
-	}
-	if err := e.f.Observe(now, sig); err != nil {
+	if err := e.f.Observe(now, headroom.ForecastSignals(w)); err != nil {
 		base.Reason += fmt.Sprintf(" (forecast sample rejected: %v)", err)
 		return base
 	}
-	p := e.f.Predict(now, lead)
-	peak := int32(math.Min(math.Ceil(p.Peak), float64(w.MaxReplicas)))
-	n := max(peak-w.ReadyReplicas, 0)
-	if n <= base.Replicas {
-		return base
-	}
-	return headroom.Demand{Replicas: n, Reason: fmt.Sprintf("forecast q%.2f peak %d within %s (calibrated %v), ready %d: need %d; reactive %s",
-		q, peak, lead, p.Calibrated, w.ReadyReplicas, n, base.Reason)}
+	return headroom.ForecastNeed(w, e.f.Predict(now, lead), lead)
 }
 
 // Forget drops workloads that no longer exist, keeping memory bounded.

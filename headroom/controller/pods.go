@@ -124,25 +124,32 @@ func (p *Pod) Pod() *corev1.Pod {
 	return out
 }
 
-// podStateIndex indexes the few pods a pass reads in full: placeholders and
-// unschedulable GPU pods (pending demand).
+// podStateIndex indexes the few pods a pass reads in full: placeholders,
+// unschedulable GPU pods (pending demand) and pods that are not Ready yet
+// (replicas starting or waiting, headroom.ReplicaPodsFrom).
 const (
 	podStateIndex       = "headroom.gpu-headroom.io/state"
 	podStatePlaceholder = "placeholder"
 	podStatePending     = "pending"
+	podStateNotReady    = "not-ready"
 )
 
 func podState(obj any) ([]string, error) {
 	p := asPod(obj)
-	switch {
-	case p == nil:
+	if p == nil {
 		return nil, nil
-	case p.Placeholder:
-		return []string{podStatePlaceholder}, nil
-	case p.Unschedulable && p.Spec != nil:
-		return []string{podStatePending}, nil
 	}
-	return nil, nil
+	if p.Placeholder {
+		return []string{podStatePlaceholder}, nil
+	}
+	var out []string
+	if p.Unschedulable && p.Spec != nil {
+		out = append(out, podStatePending)
+	}
+	if !p.Ready && !p.Terminated() && p.DeletionTimestamp == nil {
+		out = append(out, podStateNotReady)
+	}
+	return out, nil
 }
 
 // podsInState lists the informer's pods in one podStateIndex state, sorted by

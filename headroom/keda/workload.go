@@ -87,6 +87,14 @@ type Workload struct {
 	// SpecReplicas and ReadyReplicas come from the scale target.
 	SpecReplicas  int32
 	ReadyReplicas int32
+	// StartingReplicas counts the target's pods that are bound to a node but not
+	// Ready yet (pulling the image, loading the model): they already hold their
+	// GPUs, so they need no headroom. PendingReplicas counts its pods that no node
+	// has taken yet. Neither comes from the target's status: the controller counts
+	// them from its pod cache (headroom.ReplicaPodsFrom), the simulator from its
+	// pods; Translate leaves them at zero.
+	StartingReplicas int32
+	PendingReplicas  int32
 	// MinReplicas and MaxReplicas are the ScaledObject's counts with KEDA's
 	// defaults applied (0 and 100).
 	MinReplicas int32

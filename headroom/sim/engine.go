@@ -968,6 +968,14 @@ func (r *run) workload() keda.Workload {
 		MetricReplicas: int32(math.Min(math.Ceil(r.metric/r.cfg.Target), math.MaxInt32/2)), HasMetricReplicas: true,
 		SpecReplicas: r.spec, ReadyReplicas: int32(r.ready), MinReplicas: r.cfg.MinReplicas, MaxReplicas: r.cfg.MaxReplicas,
 	}
+	for _, p := range r.replicas {
+		switch {
+		case p.bound < 0:
+			w.PendingReplicas++
+		case !p.counted:
+			w.StartingReplicas++
+		}
+	}
 	if r.spec == 0 {
 		w.State = keda.StateScaledToZero
 	}

@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/gpu-headroom/gpu-headroom/forecast"
 	"github.com/gpu-headroom/gpu-headroom/headroom"
 	"github.com/gpu-headroom/gpu-headroom/nodes"
 )
@@ -127,12 +126,7 @@ func (r *run) plan() error {
 	}
 	var pol headroom.Policy
 	var dem headroom.Demand
-	pending := 0
-	for _, p := range r.replicas {
-		if p.bound < 0 {
-			pending++
-		}
-	}
+	pending := w.PendingReplicas
 	if r.pol.Kind == KindOracle {
 		// The oracle holds exactly the future peak: no floors, no cooldown.
 		pol = headroom.ResolvePolicy(headroom.Config{}, now, budget)
@@ -141,25 +135,22 @@ func (r *run) plan() error {
 			r.ahead = peakAhead(r.dem.zeroWait, ticks(lead, r.tick))
 		}
 		want := min(r.ahead[r.t], r.cfg.MaxReplicas)
-		dem = headroom.Demand{Replicas: max(want-int32(r.ready+r.starting()), 0), Reason: fmt.Sprintf("oracle peak %d", want)}
+		dem = headroom.Demand{Replicas: max(want-w.ReadyReplicas-w.StartingReplicas, 0), Reason: fmt.Sprintf("oracle peak %d", want)}
 	} else {
+		// The controller's own mapping: the same signals observed, the same
+		// prediction turned into demand (headroom.ForecastSignals, ForecastNeed).
 		pol = headroom.ResolvePolicy(cfg, now, budget)
-		sig := forecast.Signals{Desired: float64(r.spec), MetricImplied: r.metric / r.cfg.Target, Pending: float64(pending), Ready: float64(r.ready)}
-		if err := r.fc.Observe(now, sig); err != nil {
+		if err := r.fc.Observe(now, headroom.ForecastSignals(w)); err != nil {
 			return fmt.Errorf("observing signals at %v: %w", now, err)
 		}
-		pred := r.fc.Predict(now, lead)
-		want := int32(min(math.Ceil(pred.Peak-1e-9), float64(r.cfg.MaxReplicas)))
-		// Replicas that are bound but still loading already hold their GPUs
-		// (Plan sees them in the nodes' Used), so they are not need.
-		dem = headroom.Demand{Replicas: max(want-int32(r.ready+r.starting()), 0), Reason: fmt.Sprintf("forecast peak %.1f", pred.Peak)}
+		dem = headroom.ForecastNeed(w, r.fc.Predict(now, lead), lead)
 	}
 	snap := headroom.Snapshot{Workloads: []headroom.Workload{w}, Scarce: r.scarce.Scarce()}
 	for _, n := range r.nodes {
 		snap.Nodes = append(snap.Nodes, headroom.Node{NodeInfo: r.nodeInfo(n), Used: nodes.Resources{GPUs: map[corev1.ResourceName]int64{r.shape.GPUResource: int64(n.replicas) * r.shape.GPUs}}})
 	}
 	if pending > 0 {
-		snap.Pending = []headroom.PendingPods{{Shape: r.shape, Count: int32(pending), Workload: w.Key()}}
+		snap.Pending = []headroom.PendingPods{{Shape: r.shape, Count: pending, Workload: w.Key()}}
 	}
 	d := headroom.Plan(snap, map[string]headroom.Demand{w.Key(): dem}, pol)
 	d, r.cool = headroom.ApplyCooldown(r.cool, d, now, pol.Cooldown)
@@ -200,17 +191,6 @@ func (r *run) plan() error {
 	}
 	r.scarce, _ = headroom.UpdateScarcity(r.scarce, obs, added, now, cfg.ScarcityConfig())
 	return nil
-}
-
-// starting counts replicas bound to a node that are not ready yet.
-func (r *run) starting() int {
-	n := 0
-	for _, p := range r.replicas {
-		if p.bound >= 0 && !p.counted {
-			n++
-		}
-	}
-	return n
 }
 
 func (r *run) at(t int) time.Time { return r.tr.Start.Add(time.Duration(t) * r.tick) }
