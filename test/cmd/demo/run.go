@@ -154,7 +154,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		if cfg.keep && err == nil {
 			err = d.keep(ctx)
 		}
-		if stopErr := d.cleanup(); stopErr != nil {
+		if stopErr := d.cleanup(err == nil); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
 	}()
@@ -206,13 +206,19 @@ func (d *demo) chartValues() string {
 	dur := func(real time.Duration) string {
 		return time.Duration(math.Max(float64(time.Second), float64(real)/d.cfg.speed)).Round(time.Second).String()
 	}
+	// The zones are listed: a zone whose node group is at 0 nodes has no node
+	// that would tell headroomd it exists.
+	var zones strings.Builder
+	for _, z := range d.cfg.zones {
+		fmt.Fprintf(&zones, "    %s: {min: %d, max: 32}\n", z, gpusPerReplica)
+	}
 	return fmt.Sprintf(`budgetGPUs: 64
 resync: 2s
 config:
   cooldown: %s
-  defaults: {min: %d, max: 32}
   scarcity: {pendingThreshold: %s, initialBackoff: %s, maxBackoff: %s}
-`, dur(5*time.Minute), gpusPerReplica, dur(10*time.Minute), dur(5*time.Minute), dur(30*time.Minute))
+  zones:
+%s`, dur(5*time.Minute), dur(10*time.Minute), dur(5*time.Minute), dur(30*time.Minute), zones.String())
 }
 
 func (d *demo) installChart(ctx context.Context) error {
@@ -333,8 +339,9 @@ func (d *demo) writeState() error {
 	return nil
 }
 
-// cleanup stops headroomd and the cluster and checks that nothing is left.
-func (d *demo) cleanup() error {
+// cleanup stops headroomd and the cluster and checks that nothing is left. It
+// removes the cluster's folder after a good run and keeps its logs otherwise.
+func (d *demo) cleanup(ok bool) error {
 	var errs []error
 	if d.hd != nil {
 		_ = syscall.Kill(-d.hd.Process.Pid, syscall.SIGTERM)
@@ -358,12 +365,16 @@ func (d *demo) cleanup() error {
 	}
 	if len(errs) == 0 {
 		_ = os.Remove(d.statePath())
-		if d.c != nil {
-			_ = os.RemoveAll(d.c.Dir)
-		}
 		fmt.Fprintln(d.out, "cleaned up: every process stopped, network link removed")
 	} else {
-		fmt.Fprintf(d.out, "cleanup incomplete; component logs stay in %s\n", d.c.LogDir)
+		fmt.Fprintln(d.out, "cleanup incomplete:", errors.Join(errs...))
+	}
+	if d.c != nil {
+		if ok && len(errs) == 0 {
+			_ = os.RemoveAll(d.c.Dir)
+		} else {
+			fmt.Fprintf(d.out, "component logs (headroomd's among them) kept in %s\n", d.c.LogDir)
+		}
 	}
 	return errors.Join(errs...)
 }
