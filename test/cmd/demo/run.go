@@ -314,7 +314,9 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// state is what the demo leaves in its folder while it runs: what to clean up.
+// state is what the demo started (state.json in its folder): the cluster's
+// processes and links and headroomd, so that a test or a person can check that
+// nothing of it is left.
 type state struct {
 	Kubeconfig string         `json:"kubeconfig"`
 	Pids       map[string]int `json:"pids"`
@@ -364,7 +366,6 @@ func (d *demo) cleanup(ok bool) error {
 		}
 	}
 	if len(errs) == 0 {
-		_ = os.Remove(d.statePath())
 		fmt.Fprintln(d.out, "cleaned up: every process stopped, network link removed")
 	} else {
 		fmt.Fprintln(d.out, "cleanup incomplete:", errors.Join(errs...))
