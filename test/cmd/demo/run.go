@@ -859,23 +859,25 @@ func (d *demo) report(runs []*RunResult) error {
 		rep.Results = append(rep.Results, r.simResult(d.cfg.waitThreshold))
 	}
 	plot := filepath.Join(d.cfg.out, "demo.svg")
-	f, err := os.Create(plot)
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", plot, err)
-	}
-	if err := sim.WriteSVG(f, rep); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", plot, err)
+	for path, write := range map[string]func(io.Writer, *sim.Report) error{plot: sim.WriteSVG, filepath.Join(d.cfg.out, "demo.png"): sim.WritePNG} {
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("creating %s: %w", path, err)
+		}
+		if err := write(f, rep); err != nil {
+			f.Close()
+			return fmt.Errorf("drawing %s: %w", path, err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
 	}
 	info := SummaryInfo{
 		Trace: fmt.Sprintf("%s minutes %s-%s, rate x%g", d.replay.Name, clock(d.replay.From), clock(d.replay.From+d.replay.Span), d.replay.Scale),
 		Speed: d.cfg.speed, Threshold: d.cfg.waitThreshold,
 		Delays: fmt.Sprintf("node provisioning %s + GPUs allocatable %s, model load %s (trace time)",
 			d.trace(d.cfg.provision), d.trace(d.cfg.gpuReady), d.trace(d.cfg.modelLoad)),
-		Metrics: d.metrics, Plot: plot, Kept: d.cfg.keep,
+		Metrics: d.metrics, Plot: plot + " (and demo.png)", Kept: d.cfg.keep,
 	}
 	d.lines = 0
 	sf, err := os.Create(filepath.Join(d.cfg.out, "summary.txt"))
