@@ -16,7 +16,7 @@ SCALEBENCH_FLAGS ?=
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/e2e')
 STATICCHECK := $(CACHE)/lint/staticcheck-v0.8.2
 
-.PHONY: all build unit e2e test bench lint vet staticcheck cluster-bins deps cluster-up cluster-down gpu-check clean
+.PHONY: all build unit e2e test bench lint vet staticcheck cluster-bins deps cluster-up cluster-down gpu-check clean demo
 
 all: build
 
@@ -35,6 +35,14 @@ e2e: deps cluster-bins
 
 ## test: what CI runs (.ci/run)
 test: unit e2e
+
+## demo: a trace replayed on the local cluster without and with headroom (about 8 min); DEMO_KEEP=1 keeps the cluster, DEMO_FLAGS=--help lists options
+DEMO_FLAGS ?=
+demo: deps cluster-bins helm-bins
+	@mkdir -p $(BIN)
+	@$(GO) build -o $(BIN)/headroomd ./cmd/headroomd
+	@$(GO) build -o $(BIN)/demo ./test/cmd/demo
+	@HEADROOM_CLUSTER_BINS="$$(hack/cluster-bins.sh path)" $(BIN)/demo --headroomd $(BIN)/headroomd $(DEMO_FLAGS)
 
 ## bench: Go benchmarks of the pure core, then headroomd at scale on the local cluster (prints a table)
 bench: deps cluster-bins

@@ -122,7 +122,9 @@ func RequestTraffic(name string, start time.Time, reqs []Request, opt TrafficOpt
 	if opt.Span > 0 && opt.Span < span {
 		span = opt.Span
 	}
-	n := int(span / opt.Tick)
+	// Round up: a Span that is not a whole number of ticks ends with a partial tick
+	// (truncating left requests of that tick out of range).
+	n := int((span + opt.Tick - 1) / opt.Tick)
 	tr := &Traffic{Name: name, Start: start, Tick: opt.Tick, Count: make([]int32, n), Ctx: make([]float32, n), Gen: make([]float32, n)}
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x7ea1))
 	whole, frac := math.Modf(opt.Scale)
@@ -314,7 +316,9 @@ func RateTraffic(rs RateSeries, opt TrafficOptions) (*Traffic, error) {
 	if opt.Span > 0 && opt.Span < span {
 		span = opt.Span
 	}
-	n := int(span / opt.Tick)
+	// Round up: a Span that is not a whole number of ticks ends with a partial tick
+	// (truncating left requests of that tick out of range).
+	n := int((span + opt.Tick - 1) / opt.Tick)
 	if n < 1 {
 		return nil, fmt.Errorf("building traffic %s: span %v is shorter than a tick", rs.Name, span)
 	}

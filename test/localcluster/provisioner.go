@@ -162,6 +162,23 @@ func (p *Provisioner) Stats() (scaleUps, scaleDowns int) {
 	return p.scaleUps, p.scaleDowns
 }
 
+// Provisioning returns, per group, the nodes it decided to add that are not usable
+// yet: not created (provisioning delay) or created without allocatable GPUs.
+func (p *Provisioner) Provisioning() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := map[string]int{}
+	for _, u := range p.inflight {
+		m[u.group]++
+	}
+	for name := range p.created {
+		if g := groupOf(name, p.groups); g != "" {
+			m[g]++
+		}
+	}
+	return m
+}
+
 // Stockouts returns, per group at max size with pods it could not place, why.
 func (p *Provisioner) Stockouts() map[string]string {
 	p.mu.Lock()
