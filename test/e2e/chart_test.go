@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +20,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -33,6 +28,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/gpu-headroom/gpu-headroom/headroom"
+	"github.com/gpu-headroom/gpu-headroom/test/chart"
 	"github.com/gpu-headroom/gpu-headroom/test/localcluster"
 )
 
@@ -73,16 +69,7 @@ func chartDir(t *testing.T) string {
 // helm runs helm with args and returns its stdout; stderr is in the error.
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	cmd := exec.Command(helmBinary(t), args...)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	// Keep Helm away from a person's repositories, plugins and kubeconfig.
-	tmp := t.TempDir()
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+tmp, "HELM_CONFIG_HOME="+tmp, "HELM_DATA_HOME="+tmp, "KUBECONFIG=/dev/null")
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("helm %s: %w: %s", strings.Join(args, " "), err, errb.String())
-	}
-	return out.String(), nil
+	return chart.Helm(context.Background(), helmBinary(t), t.TempDir(), args...)
 }
 
 // renderChart is `helm template` of the release into controllerNS with a values file.
@@ -100,38 +87,11 @@ func renderChart(t *testing.T, values string, sets ...string) []*unstructured.Un
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := decodeManifests(out)
+	objs, err := chart.Decode(out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return objs
-}
-
-func decodeManifests(s string) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(s), 4096)
-	var objs []*unstructured.Unstructured
-	for {
-		var m map[string]any
-		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
-			return objs, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("decoding rendered chart: %w", err)
-		}
-		if len(m) == 0 {
-			continue
-		}
-		// Through JSON into Unstructured, so integers are int64 as the API
-		// machinery expects, not float64.
-		b, err := json.Marshal(m)
-		if err != nil {
-			return nil, fmt.Errorf("re-encoding rendered object: %w", err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(b); err != nil {
-			return nil, fmt.Errorf("decoding rendered object: %w", err)
-		}
-		objs = append(objs, u)
-	}
 }
 
 func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {

@@ -1,29 +1,24 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/gpu-headroom/gpu-headroom/test/chart"
 	"github.com/gpu-headroom/gpu-headroom/test/localcluster"
 )
 
@@ -44,40 +39,11 @@ func renderChart(ctx context.Context, helmBin, chartDir, values, tmp string) ([]
 	if err := os.WriteFile(vf, []byte(values), 0o644); err != nil {
 		return nil, fmt.Errorf("writing chart values: %w", err)
 	}
-	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, helmBin, "template", releaseName, chartDir, "--namespace", controllerNS, "-f", vf)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	// Keep Helm away from a person's repositories, plugins and kubeconfig.
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+tmp, "HELM_CONFIG_HOME="+tmp, "HELM_DATA_HOME="+tmp, "KUBECONFIG=/dev/null")
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("helm template %s: %w: %s", chartDir, err, strings.TrimSpace(errb.String()))
+	out, err := chart.Helm(ctx, helmBin, tmp, "template", releaseName, chartDir, "--namespace", controllerNS, "-f", vf)
+	if err != nil {
+		return nil, err
 	}
-	return decodeManifests(out.String())
-}
-
-func decodeManifests(s string) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(s), 4096)
-	var objs []*unstructured.Unstructured
-	for {
-		var m map[string]any
-		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
-			return objs, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("decoding rendered chart: %w", err)
-		}
-		if len(m) == 0 {
-			continue
-		}
-		b, err := json.Marshal(m)
-		if err != nil {
-			return nil, fmt.Errorf("re-encoding rendered object: %w", err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(b); err != nil {
-			return nil, fmt.Errorf("decoding rendered object: %w", err)
-		}
-		objs = append(objs, u)
-	}
+	return chart.Decode(out)
 }
 
 // controllerArgs returns the headroomd container's args of the rendered Deployment.
