@@ -424,8 +424,15 @@ func (q *Quantile) coldBound(c *calib) float64 {
 	tail := math.Log(m / q.alpha) // -ln(1-F) at F = 1-α/m, the per-sample level
 	capB := (q.top + q.cfg.MinScale) * tail
 	n := q.meanW * q.meanW / math.Max(q.meanW2, 1)
-	if n < 2 {
-		return capB // one sample: no spread measured yet
+	if n < 1.5 {
+		// One sample: no spread measured yet. The test is on 1.5, not 2:
+		// two samples 30 s apart weigh 1.99999 effective samples after the
+		// decay, and with "< 2" the second sample of every new workload
+		// still got the cap, ln(m/(1-Q)) times its level: 5-6x for one
+		// pass, enough for the autoscaler to add nodes that then stay for
+		// its scale-down delay (in the simulator, Azure conv paid 24
+		// idle GPU-hours for that one pass).
+		return capB
 	}
 	// Reliability-weighted variance, unbiased for the effective count n.
 	v := math.Max(0, q.m2/(q.meanW-q.meanW2/q.meanW))

@@ -92,3 +92,50 @@ func TestColdBoundCovers(t *testing.T) {
 		}
 	}
 }
+
+// TestColdBoundSamples pins when the cold-start bound stops using its cap:
+// after one sample it is the cap (no spread measured), from the second
+// sample on the measured spread sets it, however close together the samples
+// are. The bound once treated two samples 30 s apart as one (their decayed
+// effective count is 1.99999) and predicted about 6x a flat level.
+func TestColdBoundSamples(t *testing.T) {
+	h := 15 * time.Minute
+	for _, tc := range []struct {
+		name    string
+		step    time.Duration
+		samples []float64
+		min     float64 // the prediction is at least this
+		max     float64 // and at most this
+	}{
+		// m = 1 (no interval measured yet): cap = (16+1)·ln(1/0.05).
+		{"one sample", 30 * time.Second, []float64{16}, 50, 51},
+		// Flat: the spread is 0, so the bound is the level; the floor
+		// point·(1+ColdStart) = 24 is what is left.
+		{"two flat samples 30s apart", 30 * time.Second, []float64{16, 16}, 24, 24},
+		{"two flat samples 1s apart", time.Second, []float64{16, 16}, 24, 24},
+		{"three flat samples", 30 * time.Second, []float64{16, 16, 16}, 24, 24},
+		// Spread measured from two samples, at its upper confidence bound:
+		// large, but below the cap (7.8·ln(30/0.05) = 49.9).
+		{"two different samples", 30 * time.Second, []float64{1.6, 6.8}, 10.2, 49.9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := mustQuantile(t, NewLastValue())
+			at := epoch
+			for i, v := range tc.samples {
+				if i > 0 {
+					at = at.Add(tc.step)
+				}
+				if err := q.Observe(at, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p, _, cal := q.PredictDetail(at, h)
+			if cal {
+				t.Fatal("calibrated")
+			}
+			if p < tc.min-1e-6 || p > tc.max+1e-6 {
+				t.Errorf("prediction %v, want in [%v, %v]", p, tc.min, tc.max)
+			}
+		})
+	}
+}
