@@ -363,10 +363,6 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 		c.metrics.ReconcileErrors.WithLabelValues("snapshot").Inc()
 		return err
 	}
-	notReady := make([]*corev1.Pod, 0, len(notReadyRecs))
-	for _, p := range notReadyRecs {
-		notReady = append(notReady, p.Pod())
-	}
 	rsSel := labels.SelectorFromSet(labels.Set{headroom.LabelManagedBy: headroom.ManagedByValue, headroom.LabelComponent: headroom.ComponentValue})
 	rss, err := c.replicasets.ReplicaSets(c.opts.Namespace).List(rsSel)
 	if err != nil {
@@ -377,13 +373,14 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 	observed := placeholder.Observed(rss)
 
 	workloads, selectors, images := c.workloads(cfg)
-	owner := ownerFunc(selectors)
-	inflight := headroom.ReplicaPodsFrom(notReady, owner)
+	ownerByLabels := ownerOf(selectors)
+	owner := func(p *corev1.Pod) string { return ownerByLabels(p.Namespace, p.Labels) }
+	inflight := replicaPods(notReadyRecs, ownerByLabels)
 	for i := range workloads {
 		rp := inflight[workloads[i].Key()]
 		workloads[i].StartingReplicas, workloads[i].PendingReplicas = rp.Starting, rp.Pending
 	}
-	c.lead.drain(ownerOf(selectors))
+	c.lead.drain(ownerByLabels)
 	c.restoreForecasts(cfg)
 	current := map[string]headroom.Demand{}
 	for _, w := range workloads {

@@ -308,3 +308,27 @@ func (c nodeInfoCache) infos(ns []*corev1.Node) []nodes.NodeInfo {
 	}
 	return out
 }
+
+// replicaPods is headroom.ReplicaPodsFrom over the informer's records of pods
+// that are not Ready (the podStateNotReady index): per workload, the replicas
+// bound and starting, and those not bound yet.
+func replicaPods(notReady []*Pod, owner func(namespace string, lbls map[string]string) string) map[string]headroom.ReplicaPods {
+	out := map[string]headroom.ReplicaPods{}
+	for _, p := range notReady {
+		if p.Ready || p.Placeholder || p.Terminated() || p.DeletionTimestamp != nil {
+			continue
+		}
+		k := owner(p.Namespace, p.Labels)
+		if k == "" {
+			continue
+		}
+		c := out[k]
+		if p.NodeName != "" {
+			c.Starting++
+		} else {
+			c.Pending++
+		}
+		out[k] = c
+	}
+	return out
+}

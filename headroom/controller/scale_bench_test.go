@@ -96,6 +96,11 @@ func scaleObjects(nNodes, nWorkloads, nPods int) (kube []k8sruntime.Object, keda
 					State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}}}},
 		}
 		p.Spec.NodeName = fmt.Sprintf("gpu-%05d", i%nNodes)
+		if i%10 == 0 {
+			// A tenth still starting (kwok marks tens of thousands of pods
+			// Ready over minutes): the workloads' starting replicas.
+			p.Status.Phase, p.Status.Conditions = corev1.PodPending, p.Status.Conditions[4:]
+		}
 		kube = append(kube, p)
 	}
 	return kube, keda

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 
 	"github.com/gpu-headroom/gpu-headroom/headroom"
 	"github.com/gpu-headroom/gpu-headroom/nodes"
@@ -58,22 +59,65 @@ func selectorOf(ls *metav1.LabelSelector) labels.Selector {
 	return s
 }
 
-// ownerFunc maps a pending pod to the workload whose target selects it.
-func ownerFunc(sels map[string][]ownerSel) func(*corev1.Pod) string {
-	owner := ownerOf(sels)
-	return func(p *corev1.Pod) string { return owner(p.Namespace, p.Labels) }
-}
-
 // ownerOf maps a pod's namespace and labels to the workload whose target
-// selects it ("" when none).
+// selects it ("" when none; the first workload in sels order when several do).
+// Selectors are indexed by one of their key=value requirements, so a lookup
+// tries only the selectors that can match instead of every workload's: a pass
+// looks up every replica that is not Ready yet, and there can be thousands.
 func ownerOf(sels map[string][]ownerSel) func(namespace string, lbls map[string]string) string {
-	return func(namespace string, lbls map[string]string) string {
-		for _, o := range sels[namespace] {
-			if o.sel.Matches(labels.Set(lbls)) {
-				return o.key
+	type nsOwners struct {
+		sels     []ownerSel
+		anchored map[string][]int // "key\x00value" -> indices into sels
+		scan     []int            // selectors without an equality to anchor on
+	}
+	byNS := make(map[string]*nsOwners, len(sels))
+	for ns, list := range sels {
+		n := &nsOwners{sels: list, anchored: map[string][]int{}}
+		for i, o := range list {
+			anchor := ""
+			reqs, _ := o.sel.Requirements()
+			for _, r := range reqs {
+				switch r.Operator() {
+				case selection.Equals, selection.DoubleEquals, selection.In:
+					if vals := r.ValuesUnsorted(); len(vals) == 1 {
+						anchor = r.Key() + "\x00" + vals[0]
+					}
+				}
+				if anchor != "" {
+					break
+				}
+			}
+			if anchor == "" {
+				n.scan = append(n.scan, i)
+			} else {
+				n.anchored[anchor] = append(n.anchored[anchor], i)
 			}
 		}
-		return ""
+		byNS[ns] = n
+	}
+	return func(namespace string, lbls map[string]string) string {
+		n := byNS[namespace]
+		if n == nil {
+			return ""
+		}
+		best := -1
+		try := func(i int) {
+			if (best < 0 || i < best) && n.sels[i].sel.Matches(labels.Set(lbls)) {
+				best = i
+			}
+		}
+		for k, v := range lbls {
+			for _, i := range n.anchored[k+"\x00"+v] {
+				try(i)
+			}
+		}
+		for _, i := range n.scan {
+			try(i)
+		}
+		if best < 0 {
+			return ""
+		}
+		return n.sels[best].key
 	}
 }
 

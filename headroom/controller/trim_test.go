@@ -1,11 +1,13 @@
 package controller
 
 import (
+	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/gpu-headroom/gpu-headroom/headroom"
@@ -161,5 +163,81 @@ func TestNodeInfoCache(t *testing.T) {
 	}
 	if c.infos(nil); len(c) != 0 {
 		t.Fatalf("gone node kept: %v", c)
+	}
+}
+
+// The owner index finds the same workload as trying every selector in order:
+// equality selectors through the index, expression-only ones by scanning.
+func TestOwnerIndexMatchesLinearScan(t *testing.T) {
+	mk := func(key string, ls *metav1.LabelSelector) ownerSel { return ownerSel{key: key, sel: selectorOf(ls)} }
+	sels := map[string][]ownerSel{"ns": {
+		mk("ns/tier", &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpExists}}}),
+		mk("ns/chat", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "chat"}}),
+		mk("ns/chat-big", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "chat", "size": "big"}}),
+		mk("ns/code", &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"code"}}}}),
+	}}
+	owner := ownerOf(sels)
+	linear := func(ns string, lbls map[string]string) string {
+		for _, o := range sels[ns] {
+			if o.sel.Matches(labels.Set(lbls)) {
+				return o.key
+			}
+		}
+		return ""
+	}
+	for _, c := range []struct {
+		ns   string
+		lbls map[string]string
+		want string
+	}{
+		{"ns", map[string]string{"app": "chat"}, "ns/chat"},
+		{"ns", map[string]string{"app": "chat", "size": "big"}, "ns/chat"}, // first in order wins
+		{"ns", map[string]string{"app": "code"}, "ns/code"},
+		{"ns", map[string]string{"app": "code", "tier": "x"}, "ns/tier"},
+		{"ns", map[string]string{"app": "other"}, ""},
+		{"other", map[string]string{"app": "chat"}, ""},
+		{"ns", nil, ""},
+	} {
+		if got, lin := owner(c.ns, c.lbls), linear(c.ns, c.lbls); got != c.want || lin != c.want {
+			t.Errorf("%s %v: index %q, linear %q, want %q", c.ns, c.lbls, got, lin, c.want)
+		}
+	}
+}
+
+// replicaPods over the informer's records agrees with headroom.ReplicaPodsFrom
+// over whole Pods.
+func TestReplicaPodsMatchesReplicaPodsFrom(t *testing.T) {
+	sels := map[string][]ownerSel{"ns": {{key: "ns/llm", sel: selectorOf(&metav1.LabelSelector{MatchLabels: map[string]string{"app": "llm"}})}}}
+	owner := ownerOf(sels)
+	var pods []*corev1.Pod
+	for i, st := range []struct {
+		node  string
+		ready bool
+		phase corev1.PodPhase
+		app   string
+	}{{"n1", false, corev1.PodPending, "llm"}, {"", false, corev1.PodPending, "llm"}, {"n1", true, corev1.PodRunning, "llm"},
+		{"n2", false, corev1.PodFailed, "llm"}, {"", false, corev1.PodPending, "other"}, {"n2", false, corev1.PodRunning, "llm"}} {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("p", i), Namespace: "ns", Labels: map[string]string{"app": st.app}},
+			Spec: corev1.PodSpec{NodeName: st.node}, Status: corev1.PodStatus{Phase: st.phase}}
+		if st.ready {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		}
+		pods = append(pods, p)
+	}
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{podStateIndex: podState})
+	for _, p := range pods {
+		o, _ := Trim(p)
+		if err := idx.Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, err := podsInState(idx, podStateNotReady)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := replicaPods(recs, owner)
+	want := headroom.ReplicaPodsFrom(pods, func(p *corev1.Pod) string { return owner(p.Namespace, p.Labels) })
+	if got["ns/llm"] != want["ns/llm"] || got["ns/llm"].Starting != 2 || got["ns/llm"].Pending != 1 || len(got) != 1 {
+		t.Fatalf("replicaPods %v, ReplicaPodsFrom %v", got, want)
 	}
 }

@@ -91,13 +91,16 @@ func run(nNodes, nWorkloads, nPods, trials int, bin, memLimit string) error {
 	start = time.Now()
 	err = parallel(nPods, 32, func(i int) error {
 		// The first pod of each node takes all 8 GPUs, so no free GPU covers
-		// demand and every demand change moves placeholders.
+		// demand and every demand change moves placeholders. The pods carry a
+		// label but are not the workloads' replicas (their Deployments stay at 0):
+		// kwok marks 30,000 pods Ready over minutes, and not-Ready replicas count
+		// as starting, which would cover the demand the benchmark times.
 		gpus := int64(0)
 		if i < nNodes {
 			gpus = 8
 		}
 		p := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%05d", i), Namespace: ns, Labels: map[string]string{"app": fmt.Sprintf("w-%03d", i%nWorkloads)}},
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%05d", i), Namespace: ns, Labels: map[string]string{"filler": fmt.Sprintf("w-%03d", i%nWorkloads)}},
 			Spec:       podSpec(gpus),
 		}
 		p.Spec.NodeName = fmt.Sprintf("gpu-%05d", i%nNodes)
