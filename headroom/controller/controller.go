@@ -348,17 +348,17 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 		return fmt.Errorf("listing nodes: %w", err)
 	}
 	infos := c.nodeInfos.infos(allNodes)
-	phRecs, err := podsInState(c.pods, podStatePlaceholder)
+	phRecs, err := podsInState(c.pods, podStatePlaceholder, true)
 	if err != nil {
 		c.metrics.ReconcileErrors.WithLabelValues("snapshot").Inc()
 		return err
 	}
-	pendingRecs, err := podsInState(c.pods, podStatePending)
+	pendingRecs, err := podsInState(c.pods, podStatePending, true)
 	if err != nil {
 		c.metrics.ReconcileErrors.WithLabelValues("snapshot").Inc()
 		return err
 	}
-	notReadyRecs, err := podsInState(c.pods, podStateNotReady)
+	notReadyRecs, err := podsInState(c.pods, podStateNotReady, false)
 	if err != nil {
 		c.metrics.ReconcileErrors.WithLabelValues("snapshot").Inc()
 		return err

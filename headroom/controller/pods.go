@@ -152,9 +152,10 @@ func podState(obj any) ([]string, error) {
 	return out, nil
 }
 
-// podsInState lists the informer's pods in one podStateIndex state, sorted by
-// namespace and name so that a pass does not depend on map order.
-func podsInState(idx cache.Indexer, state string) ([]*Pod, error) {
+// podsInState lists the informer's pods in one podStateIndex state; sorted by
+// namespace and name when the caller's result depends on order (it costs
+// O(n log n) over what can be tens of thousands of not-Ready pods).
+func podsInState(idx cache.Indexer, state string, sorted bool) ([]*Pod, error) {
 	objs, err := idx.ByIndex(podStateIndex, state)
 	if err != nil {
 		return nil, fmt.Errorf("listing %s pods: %w", state, err)
@@ -164,6 +165,9 @@ func podsInState(idx cache.Indexer, state string) ([]*Pod, error) {
 		if p := asPod(o); p != nil {
 			out = append(out, p)
 		}
+	}
+	if !sorted {
+		return out, nil
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Namespace != out[j].Namespace {

@@ -96,9 +96,9 @@ func scaleObjects(nNodes, nWorkloads, nPods int) (kube []k8sruntime.Object, keda
 					State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}}}},
 		}
 		p.Spec.NodeName = fmt.Sprintf("gpu-%05d", i%nNodes)
-		if i%10 == 0 {
-			// A tenth still starting (kwok marks tens of thousands of pods
-			// Ready over minutes): the workloads' starting replicas.
+		if i%2 == 0 {
+			// Half not Ready (kwok leaves many of these pods unready; in a real
+			// cluster, pods starting or stuck): each pass counts them.
 			p.Status.Phase, p.Status.Conditions = corev1.PodPending, p.Status.Conditions[4:]
 		}
 		kube = append(kube, p)

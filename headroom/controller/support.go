@@ -67,30 +67,31 @@ func selectorOf(ls *metav1.LabelSelector) labels.Selector {
 func ownerOf(sels map[string][]ownerSel) func(namespace string, lbls map[string]string) string {
 	type nsOwners struct {
 		sels     []ownerSel
-		anchored map[string][]int // "key\x00value" -> indices into sels
-		scan     []int            // selectors without an equality to anchor on
+		anchored map[string]map[string][]int // key -> value -> indices into sels
+		scan     []int                       // selectors without an equality to anchor on
 	}
 	byNS := make(map[string]*nsOwners, len(sels))
 	for ns, list := range sels {
-		n := &nsOwners{sels: list, anchored: map[string][]int{}}
+		n := &nsOwners{sels: list, anchored: map[string]map[string][]int{}}
 		for i, o := range list {
-			anchor := ""
+			anchored := false
 			reqs, _ := o.sel.Requirements()
 			for _, r := range reqs {
-				switch r.Operator() {
-				case selection.Equals, selection.DoubleEquals, selection.In:
-					if vals := r.ValuesUnsorted(); len(vals) == 1 {
-						anchor = r.Key() + "\x00" + vals[0]
-					}
+				vals, op := r.ValuesUnsorted(), r.Operator()
+				if len(vals) != 1 || (op != selection.Equals && op != selection.DoubleEquals && op != selection.In) {
+					continue
 				}
-				if anchor != "" {
-					break
+				byValue := n.anchored[r.Key()]
+				if byValue == nil {
+					byValue = map[string][]int{}
+					n.anchored[r.Key()] = byValue
 				}
+				byValue[vals[0]] = append(byValue[vals[0]], i)
+				anchored = true
+				break
 			}
-			if anchor == "" {
+			if !anchored {
 				n.scan = append(n.scan, i)
-			} else {
-				n.anchored[anchor] = append(n.anchored[anchor], i)
 			}
 		}
 		byNS[ns] = n
@@ -106,9 +107,11 @@ func ownerOf(sels map[string][]ownerSel) func(namespace string, lbls map[string]
 				best = i
 			}
 		}
-		for k, v := range lbls {
-			for _, i := range n.anchored[k+"\x00"+v] {
-				try(i)
+		for k, byValue := range n.anchored {
+			if v, ok := lbls[k]; ok {
+				for _, i := range byValue[v] {
+					try(i)
+				}
 			}
 		}
 		for _, i := range n.scan {

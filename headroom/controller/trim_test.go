@@ -231,7 +231,7 @@ func TestReplicaPodsMatchesReplicaPodsFrom(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	recs, err := podsInState(idx, podStateNotReady)
+	recs, err := podsInState(idx, podStateNotReady, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,6 +111,18 @@ func run(nNodes, nWorkloads, nPods, trials int, bin, memLimit string) error {
 		return err
 	}
 	logf("%d pods in %s", nPods, time.Since(start).Round(time.Second))
+	// Measure the steady state: kwok marks the pods Running and Ready over a few
+	// minutes at this size, and until then every pass also counts them as
+	// starting replicas.
+	start = time.Now()
+	for ready := readyPods(ctx, c); ready < nPods; ready = readyPods(ctx, c) {
+		if time.Since(start) > 10*time.Minute {
+			logf("only %d of %d pods Ready after 10 minutes; measuring anyway", ready, nPods)
+			break
+		}
+		time.Sleep(5 * time.Second) // listing 30,000 pods is not free: poll gently
+	}
+	logf("pods Ready after another %s", time.Since(start).Round(time.Second))
 
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "gpu-headroom", Namespace: "gpu-headroom"},
 		Data: map[string]string{headroom.ConfigDataKey: "cooldown: 1s\n"}}
@@ -238,6 +250,29 @@ func setDesired(ctx context.Context, c *localcluster.Cluster, name string, n int
 		return fmt.Errorf("setting desired replicas of %s: %w", name, err)
 	}
 	return nil
+}
+
+// readyPods counts the benchmark's pods whose Ready condition is True.
+func readyPods(ctx context.Context, c *localcluster.Cluster) int {
+	n := 0
+	opts := metav1.ListOptions{Limit: 5000}
+	for {
+		l, err := c.Kube.CoreV1().Pods(ns).List(ctx, opts)
+		if err != nil {
+			return n
+		}
+		for i := range l.Items {
+			for _, cond := range l.Items[i].Status.Conditions {
+				if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
+					n++
+				}
+			}
+		}
+		if l.Continue == "" {
+			return n
+		}
+		opts.Continue = l.Continue
+	}
 }
 
 // placeholderReplicas sums spec.replicas of the placeholder ReplicaSets.
