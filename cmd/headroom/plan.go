@@ -73,11 +73,12 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 		return errors.New("KEDA's ScaledObject API (keda.sh/v1alpha1) is not served: headroomd cannot run without it; `headroom doctor` says more")
 	}
 
+	trim := controller.NewTrim() // one label interner for all informers
 	inf := controller.Informers{
-		Kube: informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(controller.Trim)),
+		Kube: informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(trim)),
 		Namespace: informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(f.namespace),
-			informers.WithTransform(controller.Trim)),
-		KEDA: kedainformers.NewSharedInformerFactoryWithOptions(kc, 0, kedainformers.WithTransform(controller.Trim)),
+			informers.WithTransform(trim)),
+		KEDA: kedainformers.NewSharedInformerFactoryWithOptions(kc, 0, kedainformers.WithTransform(trim)),
 	}
 	// A private registry: the metrics of this one pass are thrown away.
 	metrics := controller.NewMetrics(prometheus.NewRegistry(), version)

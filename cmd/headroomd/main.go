@@ -203,11 +203,12 @@ func run(ctx context.Context, f *flags, log *zap.Logger) error {
 			}
 			log.Info("placeholder PriorityClass ready", zap.String("name", f.priorityClass), zap.Int32("value", v))
 		}
+		trim := controller.NewTrim() // one label interner for all informers
 		inf := controller.Informers{
-			Kube: informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(controller.Trim)),
+			Kube: informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(trim)),
 			Namespace: informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(f.namespace),
-				informers.WithTransform(controller.Trim)),
-			KEDA: kedainformers.NewSharedInformerFactoryWithOptions(kc, 0, kedainformers.WithTransform(controller.Trim)),
+				informers.WithTransform(trim)),
+			KEDA: kedainformers.NewSharedInformerFactoryWithOptions(kc, 0, kedainformers.WithTransform(trim)),
 		}
 		var backend placeholder.Backend
 		if !f.dryRun {

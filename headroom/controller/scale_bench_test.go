@@ -140,10 +140,11 @@ func startScaleController(tb testing.TB, nNodes, nWorkloads, nPods int) (*Contro
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
+	trim := NewTrim()
 	inf := Informers{
-		Kube:      informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(Trim)),
-		Namespace: informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace("gpu-headroom"), informers.WithTransform(Trim)),
-		KEDA:      kedainformers.NewSharedInformerFactoryWithOptions(kc, 0, kedainformers.WithTransform(Trim)),
+		Kube:      informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(trim)),
+		Namespace: informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace("gpu-headroom"), informers.WithTransform(trim)),
+		KEDA:      kedainformers.NewSharedInformerFactoryWithOptions(kc, 0, kedainformers.WithTransform(trim)),
 	}
 	c, err := New(Options{Namespace: "gpu-headroom", ConfigMapName: "gpu-headroom", BudgetGPUs: 100000, DryRun: true},
 		zap.NewNop(), kube, inf, nil, nil, NewMetrics(prometheus.NewRegistry(), "bench"), nil, nil)

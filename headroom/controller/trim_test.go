@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -239,5 +240,34 @@ func TestReplicaPodsMatchesReplicaPodsFrom(t *testing.T) {
 	want := headroom.ReplicaPodsFrom(pods, func(p *corev1.Pod) string { return owner(p.Namespace, p.Labels) })
 	if got["ns/llm"] != want["ns/llm"] || got["ns/llm"].Starting != 2 || got["ns/llm"].Pending != 1 || len(got) != 1 {
 		t.Fatalf("replicaPods %v, ReplicaPodsFrom %v", got, want)
+	}
+}
+
+// NewTrim shares one label map between pods with equal labels, and only then.
+func TestNewTrimSharesEqualLabels(t *testing.T) {
+	trim := NewTrim()
+	pod := func(name string, lbls map[string]string) *Pod {
+		o, err := trim(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: lbls}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.(*Pod)
+	}
+	a := pod("a", map[string]string{"app": "llm", "pod-template-hash": "1"})
+	b := pod("b", map[string]string{"pod-template-hash": "1", "app": "llm"})
+	c := pod("c", map[string]string{"app": "llm", "pod-template-hash": "2"})
+	d := pod("d", map[string]string{"app": "llm\x00pod-template-hash", "": "1"}) // same bytes if joined naively
+	same := func(x, y map[string]string) bool { return reflect.ValueOf(x).UnsafePointer() == reflect.ValueOf(y).UnsafePointer() }
+	if !same(a.Labels, b.Labels) {
+		t.Error("equal labels not shared")
+	}
+	if same(a.Labels, c.Labels) || same(a.Labels, d.Labels) || c.Labels["pod-template-hash"] != "2" || d.Labels[""] != "1" {
+		t.Errorf("different labels shared: %v %v %v", a.Labels, c.Labels, d.Labels)
+	}
+	for i := range maxSets + 1 {
+		pod(fmt.Sprint("x", i), map[string]string{"i": fmt.Sprint(i)})
+	}
+	if e := pod("e", map[string]string{"app": "llm", "pod-template-hash": "1"}); e.Labels["app"] != "llm" || !same(e.Labels, pod("f", e.Labels).Labels) {
+		t.Errorf("after the interner was emptied: %v", e.Labels)
 	}
 }
