@@ -180,7 +180,7 @@ func run(nNodes, nWorkloads, nPods, trials int, bin, memLimit string) error {
 	// Let resyncs and pod events drive more reconciles at full size.
 	reconciles := scrape(metricsURL, "headroom_reconcile_duration_seconds_count")
 	_ = waitUntil(2*time.Minute, func() bool { return scrape(metricsURL, "headroom_reconcile_duration_seconds_count") >= reconciles+20 })
-	p50, p99, count := histQuantiles(metricsURL, "headroom_reconcile_duration_seconds")
+	p50, p99, over, count := histQuantiles(metricsURL, "headroom_reconcile_duration_seconds")
 	if out := os.Getenv("SCALEBENCH_CPUPROFILE"); out != "" {
 		saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=20", pport), out, logf)
 	}
@@ -192,6 +192,7 @@ func run(nNodes, nWorkloads, nPods, trials int, bin, memLimit string) error {
 	fmt.Printf("| informer sync + first reconcile | %s | |\n", syncTime.Round(time.Millisecond))
 	fmt.Printf("| reconcile p50 (histogram bucket bound, %d passes) | <= %s | |\n", int(count), p50)
 	fmt.Printf("| reconcile p99 (histogram bucket bound) | <= %s | < 100ms |\n", p99)
+	fmt.Printf("| reconcile passes over 100ms | %d of %d (%.1f%%) | <= 1%% |\n", int(over), int(count), 100*over/max(count, 1))
 	fmt.Printf("| headroomd RSS (GOMEMLIMIT %q) | %.0f MiB | < 150 MiB |\n", memLimit, float64(rss)/(1<<20))
 	fmt.Printf("| demand change -> placeholder change, p50 | %s | |\n", lat[len(lat)/2].Round(time.Millisecond))
 	fmt.Printf("| demand change -> placeholder change, max | %s | < 1s |\n", lat[len(lat)-1].Round(time.Millisecond))
@@ -358,10 +359,13 @@ func scrape(url, name string) float64 {
 
 // histQuantiles returns the bucket upper bounds holding the 50th and 99th
 // percentiles of a histogram, and its count.
-func histQuantiles(url, name string) (p50, p99 time.Duration, count float64) {
+// histQuantiles reads a histogram from a metrics page: the bucket bounds that
+// hold its p50 and p99, how many observations were over 100 ms, and how many
+// there were.
+func histQuantiles(url, name string) (p50, p99 time.Duration, over100ms, count float64) {
 	resp, err := http.Get(url)
 	if err != nil {
-		return 0, 0, 0
+		return 0, 0, 0, 0
 	}
 	defer resp.Body.Close()
 	type bucket struct{ le, n float64 }
@@ -380,7 +384,7 @@ func histQuantiles(url, name string) (p50, p99 time.Duration, count float64) {
 		bs = append(bs, bucket{le, n})
 	}
 	if len(bs) == 0 {
-		return 0, 0, 0
+		return 0, 0, 0, 0
 	}
 	count = bs[len(bs)-1].n
 	q := func(f float64) time.Duration {
@@ -394,7 +398,13 @@ func histQuantiles(url, name string) (p50, p99 time.Duration, count float64) {
 		}
 		return -1
 	}
-	return q(0.5), q(0.99), count
+	over100ms = count
+	for _, b := range bs {
+		if b.le == 0.1 {
+			over100ms = count - b.n
+		}
+	}
+	return q(0.5), q(0.99), over100ms, count
 }
 
 // rssBytes reads VmRSS of a process.
