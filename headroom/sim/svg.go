@@ -29,7 +29,7 @@ const (
 	marginL    = 56.0
 	marginR    = 150.0
 	frontierH  = 320.0
-	titleH     = 40.0
+	titleH     = 58.0
 	frontGapTo = 60.0
 )
 
