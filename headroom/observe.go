@@ -12,35 +12,13 @@ import (
 // Pure helpers that turn informer objects into Snapshot parts. They read the objects
 // and never modify them, so they may be given objects straight from a cache.
 
-// NodesFrom builds Snapshot.Nodes: every GPU node, with the requests of the pods
-// bound to it that are not placeholders. Placeholder usage is left out on purpose:
-// a placeholder's GPUs are headroom we hold, not load (see Plan).
-func NodesFrom(ns []*corev1.Node, pods []*corev1.Pod) []Node {
-	used := map[string]nodes.Resources{}
-	for _, p := range pods {
-		if p == nil || p.Spec.NodeName == "" || nodes.IsTerminated(p) || IsPlaceholder(p.Labels) {
-			continue
-		}
-		used[p.Spec.NodeName] = used[p.Spec.NodeName].Add(nodes.PodRequests(p))
-	}
-	return NodesWithUsage(ns, used)
-}
-
-// NodesWithUsage builds Snapshot.Nodes from every GPU node and the requests of
-// the real (not placeholder) pods bound to each, by node name: NodesFrom for a
-// caller that keeps usage itself.
-func NodesWithUsage(ns []*corev1.Node, used map[string]nodes.Resources) []Node {
-	infos := make([]nodes.NodeInfo, 0, len(ns))
-	for _, n := range ns {
-		infos = append(infos, nodes.FromNode(n))
-	}
-	return NodesFromInfo(infos, used)
-}
-
-// NodesFromInfo is NodesWithUsage for a caller that keeps NodeInfos itself
-// (headroomd caches them per node version). Non-GPU nodes are left out; the
-// result is sorted by name and shares the infos' maps, which Plan only reads.
-func NodesFromInfo(infos []nodes.NodeInfo, used map[string]nodes.Resources) []Node {
+// NodesFrom builds Snapshot.Nodes from the NodeInfos of the cluster's nodes
+// (nodes.FromNode; headroomd caches them per node version) and the requests of
+// the real pods bound to each node, by name. Placeholder usage is left out on
+// purpose: a placeholder's GPUs are headroom we hold, not load (see Plan).
+// Non-GPU nodes are left out; the result is sorted by name and shares the
+// infos' maps, which Plan only reads.
+func NodesFrom(infos []nodes.NodeInfo, used map[string]nodes.Resources) []Node {
 	var out []Node
 	for _, info := range infos {
 		if !info.GPUNode {
@@ -145,16 +123,7 @@ func ScarcityObservationsFrom(placeholderPods []*corev1.Pod) []ScarcityObservati
 
 // LastNodeAdded maps each zone to the creation time of its newest GPU node, for
 // UpdateScarcity.
-func LastNodeAdded(ns []*corev1.Node) map[string]time.Time {
-	infos := make([]nodes.NodeInfo, 0, len(ns))
-	for _, n := range ns {
-		infos = append(infos, nodes.FromNode(n))
-	}
-	return LastNodeAddedFrom(infos)
-}
-
-// LastNodeAddedFrom is LastNodeAdded over NodeInfos.
-func LastNodeAddedFrom(infos []nodes.NodeInfo) map[string]time.Time {
+func LastNodeAdded(infos []nodes.NodeInfo) map[string]time.Time {
 	out := map[string]time.Time{}
 	for _, info := range infos {
 		if !info.GPUNode || info.Zone == "" {
@@ -167,51 +136,14 @@ func LastNodeAddedFrom(infos []nodes.NodeInfo) map[string]time.Time {
 	return out
 }
 
-// ReplicaPods counts one workload's pods that are not Ready yet.
+// ReplicaPods counts one workload's pods that are not Ready yet: bound ones
+// (starting) and unbound ones (pending); terminating, finished and placeholder
+// pods do not count. Together with the target's readyReplicas they are the
+// replicas in flight: a starting pod already holds its GPUs, so the planner does
+// not count it as need.
 type ReplicaPods struct {
 	// Starting pods are bound to a node but not Ready (image pull, model load).
 	Starting int32
 	// Pending pods are not bound to a node yet.
 	Pending int32
-}
-
-// ReplicaPodsFrom counts, per covered workload (owner maps a pod to its key, ""
-// when none), the pods that are not Ready: bound ones (starting) and unbound ones
-// (pending). Terminating, finished and placeholder pods are skipped. Together with
-// the target's readyReplicas they are the replicas in flight: a starting pod
-// already holds its GPUs, so the planner does not count it as need.
-func ReplicaPodsFrom(pods []*corev1.Pod, owner func(*corev1.Pod) string) map[string]ReplicaPods {
-	out := map[string]ReplicaPods{}
-	if owner == nil {
-		return out
-	}
-	for _, p := range pods {
-		if p == nil || p.DeletionTimestamp != nil || IsPlaceholder(p.Labels) || podReady(p) {
-			continue
-		}
-		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue
-		}
-		k := owner(p)
-		if k == "" {
-			continue
-		}
-		c := out[k]
-		if p.Spec.NodeName != "" {
-			c.Starting++
-		} else {
-			c.Pending++
-		}
-		out[k] = c
-	}
-	return out
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

@@ -39,22 +39,23 @@ func TestNodesFrom(t *testing.T) {
 			Status: corev1.NodeStatus{Allocatable: a, Capacity: a, Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
 	}
 	ns := []*corev1.Node{mk("n2", "a", alloc), mk("n1", "a", alloc), mk("cpu", "a", corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")})}
-	pods := []*corev1.Pod{
-		gpuPod("real", "n1", "3"),
-		gpuPod("ph", "n1", "2", placeholder("a", "h")),
-		gpuPod("done", "n1", "4", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }),
-	}
-	got := NodesFrom(ns, pods)
-	if len(got) != 2 || got[0].Name != "n1" || got[1].Name != "n2" {
-		t.Fatalf("NodesFrom = %+v", got)
-	}
-	if u := got[0].Used.GPU(nodes.ResourceNvidiaGPU); u != 3 {
-		t.Errorf("n1 used %d GPUs, want 3 (placeholder and finished pod excluded)", u)
-	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	ns[0].CreationTimestamp = metav1.NewTime(t0.Add(time.Hour))
 	ns[1].CreationTimestamp = metav1.NewTime(t0)
-	if got := LastNodeAdded(ns)["a"]; !got.Equal(t0.Add(time.Hour)) {
+	ns[2].CreationTimestamp = metav1.NewTime(t0.Add(2 * time.Hour)) // not a GPU node
+	var infos []nodes.NodeInfo
+	for _, n := range ns {
+		infos = append(infos, nodes.FromNode(n))
+	}
+	used := map[string]nodes.Resources{"n1": {GPUs: map[corev1.ResourceName]int64{nodes.ResourceNvidiaGPU: 3}}}
+	got := NodesFrom(infos, used)
+	if len(got) != 2 || got[0].Name != "n1" || got[1].Name != "n2" {
+		t.Fatalf("NodesFrom = %+v", got)
+	}
+	if u := got[0].Used.GPU(nodes.ResourceNvidiaGPU); u != 3 || got[1].Used.TotalGPUs() != 0 {
+		t.Errorf("used GPUs n1 %d, n2 %d; want 3 and 0", u, got[1].Used.TotalGPUs())
+	}
+	if got := LastNodeAdded(infos)["a"]; !got.Equal(t0.Add(time.Hour)) {
 		t.Errorf("LastNodeAdded = %s", got)
 	}
 }
@@ -104,36 +105,5 @@ func TestScarcityObservationsFrom(t *testing.T) {
 	got := ScarcityObservationsFrom(pods)
 	if len(got) != 2 || got[0].Key.Zone != "a" || !got[0].OldestPending.Equal(t0.Add(2*time.Minute)) || !got[1].OldestPending.IsZero() {
 		t.Fatalf("observations %+v", got)
-	}
-}
-
-func TestReplicaPodsFrom(t *testing.T) {
-	chat := func(p *corev1.Pod) { p.Labels = map[string]string{"app": "chat"} }
-	ready := func(p *corev1.Pod) {
-		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
-	}
-	pods := []*corev1.Pod{
-		gpuPod("ready", "n1", "1", chat, ready),
-		gpuPod("loading", "n1", "1", chat),
-		gpuPod("pulling", "n2", "1", chat, func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending }),
-		gpuPod("pending", "", "1", chat),
-		gpuPod("not-yet-tried", "", "1", chat, func(p *corev1.Pod) { p.Status.Conditions = nil }),
-		gpuPod("terminating", "n1", "1", chat, func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{} }),
-		gpuPod("failed", "n1", "1", chat, func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed }),
-		gpuPod("other", "n1", "1"),
-		gpuPod("ph", "n1", "1", placeholder("a", "h")),
-	}
-	owner := func(p *corev1.Pod) string {
-		if p.Labels["app"] == "chat" {
-			return "llm/chat"
-		}
-		return ""
-	}
-	got := ReplicaPodsFrom(pods, owner)
-	if len(got) != 1 || got["llm/chat"] != (ReplicaPods{Starting: 2, Pending: 2}) {
-		t.Errorf("ReplicaPodsFrom = %+v, want llm/chat starting 2, pending 2", got)
-	}
-	if got := ReplicaPodsFrom(pods, nil); len(got) != 0 {
-		t.Errorf("without an owner func = %+v", got)
 	}
 }

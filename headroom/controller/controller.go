@@ -409,11 +409,11 @@ func (c *Controller) Reconcile(ctx context.Context) (err error) {
 	}
 	var events []headroom.ScarcityEvent
 	c.scarcity, events = headroom.UpdateScarcity(c.scarcity, headroom.ScarcityObservationsFrom(placeholderPods),
-		headroom.LastNodeAddedFrom(infos), now, cfg.ScarcityConfig())
+		headroom.LastNodeAdded(infos), now, cfg.ScarcityConfig())
 	c.scarcityEvents(events, rss)
 
 	unhealthy := c.agentReports(now)
-	gpuNodes := headroom.NodesFromInfo(infos, c.usage.byNode())
+	gpuNodes := headroom.NodesFrom(infos, c.usage.byNode())
 	discountUnhealthy(gpuNodes, unhealthy)
 	snap := headroom.Snapshot{
 		Nodes:        gpuNodes,

@@ -106,8 +106,8 @@ func (p *Pod) Terminated() bool {
 }
 
 // Pod rebuilds enough of a corev1.Pod for the pure snapshot helpers
-// (headroom.PendingFrom, ScarcityObservationsFrom): metadata, spec where kept,
-// phase and the PodScheduled condition.
+// (headroom.PendingFrom, ScarcityObservationsFrom) and the placeholder metrics:
+// metadata, spec where kept, phase and the PodScheduled condition.
 func (p *Pod) Pod() *corev1.Pod {
 	out := &corev1.Pod{ObjectMeta: p.ObjectMeta, Status: corev1.PodStatus{Phase: p.Phase}}
 	if p.Spec != nil {
@@ -116,10 +116,6 @@ func (p *Pod) Pod() *corev1.Pod {
 	out.Spec.NodeName = p.NodeName
 	if p.Unschedulable {
 		out.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable}}
-	}
-	if p.Ready {
-		out.Status.Conditions = append(out.Status.Conditions, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue,
-			LastTransitionTime: metav1.NewTime(p.ReadyAt)})
 	}
 	return out
 }
@@ -178,25 +174,15 @@ func podsInState(idx cache.Indexer, state string, sorted bool) ([]*Pod, error) {
 	return out, nil
 }
 
-// usageByNode sums, per node, the requests of the bound pods that still hold
-// resources and are not placeholders: Snapshot's node usage (see
-// headroom.NodesFrom, which does the same from whole Pods).
-func usageByNode(pods []*Pod) map[string]nodes.Resources {
-	u := newUsageIndex()
-	for _, p := range pods {
-		u.set(p.Namespace+"/"+p.Name, p)
-	}
-	return u.byNode()
-}
-
 // countsOnNode reports whether a pod's requests load its node: bound, still
 // holding resources, and real (placeholder GPUs are headroom, not load).
 func (p *Pod) countsOnNode() bool {
 	return p.NodeName != "" && !p.Terminated() && !p.Placeholder
 }
 
-// usageIndex keeps node usage (usageByNode) up to date from pod events, so a
-// pass does not walk every pod in the cluster. Each event sets a pod's whole
+// usageIndex keeps node usage (the requests of the real pods bound to each
+// node, headroom.NodesFrom's input) up to date from pod events, so a pass does
+// not walk every pod in the cluster. Each event sets a pod's whole
 // contribution (never a delta), so the index converges to the informer's
 // store whatever the order of a pod's events with respect to a pass.
 type usageIndex struct {
@@ -313,9 +299,8 @@ func (c nodeInfoCache) infos(ns []*corev1.Node) []nodes.NodeInfo {
 	return out
 }
 
-// replicaPods is headroom.ReplicaPodsFrom over the informer's records of pods
-// that are not Ready (the podStateNotReady index): per workload, the replicas
-// bound and starting, and those not bound yet.
+// replicaPods counts headroom.ReplicaPods per covered workload from the
+// informer's records of pods that are not Ready (the podStateNotReady index).
 func replicaPods(notReady []*Pod, owner func(namespace string, lbls map[string]string) string) map[string]headroom.ReplicaPods {
 	out := map[string]headroom.ReplicaPods{}
 	for _, p := range notReady {

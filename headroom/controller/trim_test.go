@@ -79,34 +79,38 @@ func TestTrimKeepsWhatThePlanReads(t *testing.T) {
 	}
 }
 
-// The informer's record must be usable wherever a Pod was: usage per node
-// equals headroom.NodesFrom's over whole Pods.
-func TestUsageByNodeMatchesNodesFrom(t *testing.T) {
+// The usage index over the informer's records sums what the pods bound to a
+// node request (nodes.UsedOn over whole Pods), leaving out placeholders (their
+// GPUs are headroom, not load) and finished pods.
+func TestUsageIndexSumsRealPodsPerNode(t *testing.T) {
 	kube, _ := scaleObjects(10, 3, 60)
-	var ns []*corev1.Node
 	var pods []*corev1.Pod
-	var recs []*Pod
 	for _, o := range kube {
-		switch x := o.(type) {
-		case *corev1.Node:
-			ns = append(ns, x)
-		case *corev1.Pod:
-			pods = append(pods, x)
-			recs = append(recs, asPod(x))
+		if p, ok := o.(*corev1.Pod); ok {
+			pods = append(pods, p)
 		}
 	}
 	pods[3].Status.Phase = corev1.PodSucceeded
-	recs[3] = asPod(pods[3])
-	want := headroom.NodesFrom(ns, pods)
-	got := headroom.NodesWithUsage(ns, usageByNode(recs))
-	if len(want) != 10 || len(got) != len(want) {
-		t.Fatalf("nodes: %d vs %d", len(got), len(want))
+	ph := pods[4].DeepCopy()
+	ph.Name, ph.Labels = "placeholder", headroom.PlaceholderLabels("zone-a", "h")
+	u := newUsageIndex()
+	h := u.handler()
+	for _, p := range append(pods, ph) {
+		o, _ := Trim(p)
+		h.OnAdd(o, false)
 	}
-	for i := range want {
-		if want[i].Used.CPUMilli != got[i].Used.CPUMilli || want[i].Used.TotalGPUs() != got[i].Used.TotalGPUs() ||
-			want[i].Used.MemoryBytes != got[i].Used.MemoryBytes {
-			t.Fatalf("node %s: used %+v, want %+v", want[i].Name, got[i].Used, want[i].Used)
+	got := u.byNode()
+	if len(got) != 10 {
+		t.Fatalf("usage on %d nodes, want 10", len(got))
+	}
+	for name, used := range got {
+		want := nodes.UsedOn(name, pods) // whole Pods, no placeholder among them
+		if used.CPUMilli != want.CPUMilli || used.MemoryBytes != want.MemoryBytes || used.TotalGPUs() != want.TotalGPUs() {
+			t.Fatalf("node %s: used %+v, want %+v", name, used, want)
 		}
+	}
+	if u := got[pods[4].Spec.NodeName].TotalGPUs(); u != 8 {
+		t.Errorf("%s uses %d GPUs, want 8 (the placeholder's excluded)", pods[4].Spec.NodeName, u)
 	}
 }
 
@@ -205,25 +209,37 @@ func TestOwnerIndexMatchesLinearScan(t *testing.T) {
 	}
 }
 
-// replicaPods over the informer's records agrees with headroom.ReplicaPodsFrom
-// over whole Pods.
-func TestReplicaPodsMatchesReplicaPodsFrom(t *testing.T) {
-	sels := map[string][]ownerSel{"ns": {{key: "ns/llm", sel: selectorOf(&metav1.LabelSelector{MatchLabels: map[string]string{"app": "llm"}})}}}
-	owner := ownerOf(sels)
-	var pods []*corev1.Pod
-	for i, st := range []struct {
-		node  string
-		ready bool
-		phase corev1.PodPhase
-		app   string
-	}{{"n1", false, corev1.PodPending, "llm"}, {"", false, corev1.PodPending, "llm"}, {"n1", true, corev1.PodRunning, "llm"},
-		{"n2", false, corev1.PodFailed, "llm"}, {"", false, corev1.PodPending, "other"}, {"n2", false, corev1.PodRunning, "llm"}} {
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("p", i), Namespace: "ns", Labels: map[string]string{"app": st.app}},
-			Spec: corev1.PodSpec{NodeName: st.node}, Status: corev1.PodStatus{Phase: st.phase}}
-		if st.ready {
-			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+// replicaPods counts a workload's replicas in flight from the not-Ready index:
+// bound ones as starting, unbound ones as pending; Ready, terminating, finished,
+// placeholder and other workloads' pods do not count.
+func TestReplicaPodsCountsNotReadyReplicas(t *testing.T) {
+	sels := map[string][]ownerSel{"llm": {{key: "llm/chat", sel: selectorOf(&metav1.LabelSelector{MatchLabels: map[string]string{"app": "chat"}})}}}
+	pod := func(name, node string, mod ...func(*corev1.Pod)) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "llm", Labels: map[string]string{"app": "chat"}},
+			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{
+				Limits: corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("1")}}}}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+		if node == "" {
+			p.Status = corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{
+				{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable}}}
 		}
-		pods = append(pods, p)
+		for _, m := range mod {
+			m(p)
+		}
+		return p
+	}
+	pods := []*corev1.Pod{
+		pod("ready", "n1", func(p *corev1.Pod) {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		}),
+		pod("loading", "n1"),
+		pod("pulling", "n2", func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending }),
+		pod("pending", ""),
+		pod("not-yet-tried", "", func(p *corev1.Pod) { p.Status.Conditions = nil }),
+		pod("terminating", "n1", func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{} }),
+		pod("failed", "n1", func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed }),
+		pod("other", "n1", func(p *corev1.Pod) { p.Labels = nil }),
+		pod("ph", "n1", func(p *corev1.Pod) { p.Namespace, p.Labels = "gpu-headroom", headroom.PlaceholderLabels("a", "h") }),
 	}
 	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{podStateIndex: podState})
 	for _, p := range pods {
@@ -236,10 +252,12 @@ func TestReplicaPodsMatchesReplicaPodsFrom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := replicaPods(recs, owner)
-	want := headroom.ReplicaPodsFrom(pods, func(p *corev1.Pod) string { return owner(p.Namespace, p.Labels) })
-	if got["ns/llm"] != want["ns/llm"] || got["ns/llm"].Starting != 2 || got["ns/llm"].Pending != 1 || len(got) != 1 {
-		t.Fatalf("replicaPods %v, ReplicaPodsFrom %v", got, want)
+	got := replicaPods(recs, ownerOf(sels))
+	if len(got) != 1 || got["llm/chat"] != (headroom.ReplicaPods{Starting: 2, Pending: 2}) {
+		t.Errorf("replicaPods = %+v, want llm/chat starting 2, pending 2", got)
+	}
+	if got := replicaPods(recs, ownerOf(nil)); len(got) != 0 {
+		t.Errorf("without covered workloads = %+v", got)
 	}
 }
 
