@@ -275,7 +275,9 @@ func TestNewTrimSharesEqualLabels(t *testing.T) {
 	b := pod("b", map[string]string{"pod-template-hash": "1", "app": "llm"})
 	c := pod("c", map[string]string{"app": "llm", "pod-template-hash": "2"})
 	d := pod("d", map[string]string{"app": "llm\x00pod-template-hash", "": "1"}) // same bytes if joined naively
-	same := func(x, y map[string]string) bool { return reflect.ValueOf(x).UnsafePointer() == reflect.ValueOf(y).UnsafePointer() }
+	same := func(x, y map[string]string) bool {
+		return reflect.ValueOf(x).UnsafePointer() == reflect.ValueOf(y).UnsafePointer()
+	}
 	if !same(a.Labels, b.Labels) {
 		t.Error("equal labels not shared")
 	}
