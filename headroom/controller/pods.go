@@ -122,7 +122,7 @@ func (p *Pod) Pod() *corev1.Pod {
 
 // podStateIndex indexes the few pods a pass reads in full: placeholders,
 // unschedulable GPU pods (pending demand) and pods that are not Ready yet
-// (replicas starting or waiting, headroom.ReplicaPodsFrom).
+// (replicas starting or waiting, replicaPods).
 const (
 	podStateIndex       = "headroom.gpu-headroom.io/state"
 	podStatePlaceholder = "placeholder"

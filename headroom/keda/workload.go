@@ -91,7 +91,7 @@ type Workload struct {
 	// Ready yet (pulling the image, loading the model): they already hold their
 	// GPUs, so they need no headroom. PendingReplicas counts its pods that no node
 	// has taken yet. Neither comes from the target's status: the controller counts
-	// them from its pod cache (headroom.ReplicaPodsFrom), the simulator from its
+	// them from its pod cache (headroom.ReplicaPods per workload), the simulator from its
 	// pods; Translate leaves them at zero.
 	StartingReplicas int32
 	PendingReplicas  int32
