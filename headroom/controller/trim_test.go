@@ -274,7 +274,7 @@ func TestNewTrimSharesEqualLabels(t *testing.T) {
 	a := pod("a", map[string]string{"app": "llm", "pod-template-hash": "1"})
 	b := pod("b", map[string]string{"pod-template-hash": "1", "app": "llm"})
 	c := pod("c", map[string]string{"app": "llm", "pod-template-hash": "2"})
-	d := pod("d", map[string]string{"app": "llm\x00pod-template-hash", "": "1"}) 
+	d := pod("d", map[string]string{"app": "llm\x00pod-template-hash", "": "1"})
 	same := func(x, y map[string]string) bool {
 		return reflect.ValueOf(x).UnsafePointer() == reflect.ValueOf(y).UnsafePointer()
 	}
