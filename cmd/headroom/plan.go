@@ -11,10 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	kedainformers "github.com/kedacore/keda/v2/pkg/generated/informers/externalversions"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/gpu-headroom/gpu-headroom/headroom"
@@ -73,13 +71,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 		return errors.New("KEDA's ScaledObject API (keda.sh/v1alpha1) is not served: headroomd cannot run without it; `headroom doctor` says more")
 	}
 
-	trim := controller.NewTrim() // one label interner for all informers
-	inf := controller.Informers{
-		Kube: informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(trim)),
-		Namespace: informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(f.namespace),
-			informers.WithTransform(trim)),
-		KEDA: kedainformers.NewSharedInformerFactoryWithOptions(kc, 0, kedainformers.WithTransform(trim)),
-	}
+	inf := controller.NewInformers(kube, kc, f.namespace)
 	// A private registry: the metrics of this one pass are thrown away.
 	metrics := controller.NewMetrics(prometheus.NewRegistry(), version)
 	c, err := controller.New(controller.Options{Namespace: f.namespace, ConfigMapName: f.configMap, BudgetGPUs: budget, DryRun: true},
@@ -87,14 +79,10 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("making the controller: %w", err)
 	}
-	inf.Kube.Start(ctx.Done())
-	inf.Namespace.Start(ctx.Done())
-	inf.KEDA.Start(ctx.Done())
+	inf.Start(ctx.Done())
 	defer func() {
 		cancel()
-		inf.Kube.Shutdown()
-		inf.Namespace.Shutdown()
-		inf.KEDA.Shutdown()
+		inf.Shutdown()
 	}()
 	if !cache.WaitForCacheSync(ctx.Done(), c.Synced) {
 		return fmt.Errorf("reading the cluster did not finish within --timeout %s (can this kubeconfig list and watch nodes, pods, deployments, statefulsets, HPAs, ScaledObjects, and ReplicaSets and ConfigMaps in %s?)", f.timeout, f.namespace)

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	kedaclient "github.com/kedacore/keda/v2/pkg/generated/clientset/versioned"
-	kedainformers "github.com/kedacore/keda/v2/pkg/generated/informers/externalversions"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,7 +22,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -203,13 +201,7 @@ func run(ctx context.Context, f *flags, log *zap.Logger) error {
 			}
 			log.Info("placeholder PriorityClass ready", zap.String("name", f.priorityClass), zap.Int32("value", v))
 		}
-		trim := controller.NewTrim() // one label interner for all informers
-		inf := controller.Informers{
-			Kube: informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(trim)),
-			Namespace: informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(f.namespace),
-				informers.WithTransform(trim)),
-			KEDA: kedainformers.NewSharedInformerFactoryWithOptions(kc, 0, kedainformers.WithTransform(trim)),
-		}
+		inf := controller.NewInformers(kube, kc, f.namespace)
 		var backend placeholder.Backend
 		if !f.dryRun {
 			backend = placeholder.NewReplicaSets(kube, placeholder.TemplateOptions{
@@ -224,12 +216,8 @@ func run(ctx context.Context, f *flags, log *zap.Logger) error {
 			return err
 		}
 		ctrl = c
-		inf.Kube.Start(ctx.Done())
-		inf.Namespace.Start(ctx.Done())
-		inf.KEDA.Start(ctx.Done())
-		defer inf.Kube.Shutdown()
-		defer inf.Namespace.Shutdown()
-		defer inf.KEDA.Shutdown()
+		inf.Start(ctx.Done())
+		defer inf.Shutdown()
 		return c.Run(ctx)
 	}
 	if !f.leaderElect || f.dryRun {

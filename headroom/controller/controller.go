@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	kedaclient "github.com/kedacore/keda/v2/pkg/generated/clientset/versioned"
 	kedainformers "github.com/kedacore/keda/v2/pkg/generated/informers/externalversions"
 	kedalisters "github.com/kedacore/keda/v2/pkg/generated/listers/keda/v1alpha1"
 	"go.uber.org/zap"
@@ -62,12 +63,37 @@ type Options struct {
 	CheckpointInterval time.Duration
 }
 
-// Informers are the typed informers the controller reads, built in cmd (or a
-// test) from shared factories.
+// Informers are the typed informers the controller reads, from shared
+// factories (NewInformers).
 type Informers struct {
 	Kube      informers.SharedInformerFactory // cluster-wide
 	Namespace informers.SharedInformerFactory // the controller's namespace only
 	KEDA      kedainformers.SharedInformerFactory
+}
+
+// NewInformers builds the factories the controller reads, all through one
+// NewTrim transform (compact pod records, labels shared between them).
+func NewInformers(kube kubernetes.Interface, keda kedaclient.Interface, namespace string) Informers {
+	trim := NewTrim()
+	return Informers{
+		Kube:      informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(trim)),
+		Namespace: informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(namespace), informers.WithTransform(trim)),
+		KEDA:      kedainformers.NewSharedInformerFactoryWithOptions(keda, 0, kedainformers.WithTransform(trim)),
+	}
+}
+
+// Start starts every informer that was asked for (after New).
+func (i Informers) Start(stop <-chan struct{}) {
+	i.Kube.Start(stop)
+	i.Namespace.Start(stop)
+	i.KEDA.Start(stop)
+}
+
+// Shutdown waits for the informers to stop once stop was closed.
+func (i Informers) Shutdown() {
+	i.Kube.Shutdown()
+	i.Namespace.Shutdown()
+	i.KEDA.Shutdown()
 }
 
 // Controller is the reconcile loop.

@@ -9,7 +9,6 @@ import (
 
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	kedafake "github.com/kedacore/keda/v2/pkg/generated/clientset/versioned/fake"
-	kedainformers "github.com/kedacore/keda/v2/pkg/generated/informers/externalversions"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,7 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 
@@ -140,12 +138,8 @@ func startScaleController(tb testing.TB, nNodes, nWorkloads, nPods int) (*Contro
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
-	trim := NewTrim()
-	inf := Informers{
-		Kube:      informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(trim)),
-		Namespace: informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace("gpu-headroom"), informers.WithTransform(trim)),
-		KEDA:      kedainformers.NewSharedInformerFactoryWithOptions(kc, 0, kedainformers.WithTransform(trim)),
-	}
+	inf := NewInformers(kube, kc, "gpu-headroom")
+
 	c, err := New(Options{Namespace: "gpu-headroom", ConfigMapName: "gpu-headroom", BudgetGPUs: 100000, DryRun: true},
 		zap.NewNop(), kube, inf, nil, nil, NewMetrics(prometheus.NewRegistry(), "bench"), nil, nil)
 	if err != nil {
@@ -153,9 +147,7 @@ func startScaleController(tb testing.TB, nNodes, nWorkloads, nPods int) (*Contro
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
-	inf.Kube.Start(ctx.Done())
-	inf.Namespace.Start(ctx.Done())
-	inf.KEDA.Start(ctx.Done())
+	inf.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		tb.Fatal("informers did not sync")
 	}
