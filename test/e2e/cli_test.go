@@ -7,12 +7,10 @@ import (
 	"errors"
 	"fmt"
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,38 +31,8 @@ import (
 	"github.com/gpu-headroom/gpu-headroom/test/localcluster"
 )
 
-var (
-	cliOnce sync.Once
-	cliBin  string
-	cliErr  error
-)
-
 // headroomCLI builds cmd/headroom once per test binary.
-func headroomCLI(t *testing.T) string {
-	t.Helper()
-	cliOnce.Do(func() {
-		root, err := localcluster.RepoRoot()
-		if err != nil {
-			cliErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "headroom-cli-")
-		if err != nil {
-			cliErr = err
-			return
-		}
-		cliBin = filepath.Join(dir, "headroom")
-		cmd := exec.Command("go", "build", "-o", cliBin, "./cmd/headroom")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			cliErr = fmt.Errorf("building headroom: %v\n%s", err, out)
-		}
-	})
-	if cliErr != nil {
-		t.Fatal(cliErr)
-	}
-	return cliBin
-}
+func headroomCLI(t *testing.T) string { return buildBinary(t, "./cmd/headroom") }
 
 type cliResult struct {
 	code           int

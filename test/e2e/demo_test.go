@@ -32,12 +32,7 @@ func TestDemo(t *testing.T) {
 	}
 	hd := headroomdBinary(t)
 	helmBin := helmBinary(t)
-	bin := filepath.Join(t.TempDir(), "demo")
-	build := exec.Command("go", "build", "-o", bin, "./test/cmd/demo")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the demo: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, "./test/cmd/demo")
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()

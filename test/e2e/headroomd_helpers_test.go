@@ -28,37 +28,39 @@ import (
 const controllerNS = "gpu-headroom"
 
 var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
+	builtMu sync.Mutex
+	built   = map[string]string{} // package -> binary, built once per test binary
 )
 
-// headroomdBinary builds cmd/headroomd once per test binary.
-func headroomdBinary(t *testing.T) string {
+// buildBinary builds a main package of the repository (e.g. "./cmd/headroomd")
+// once per test binary and returns the binary's path.
+func buildBinary(t *testing.T, pkg string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		root, err := localcluster.RepoRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "headroomd-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "headroomd")
-		cmd := exec.Command("go", "build", "-o", builtBin, "./cmd/headroomd")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building headroomd: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	builtMu.Lock()
+	defer builtMu.Unlock()
+	if bin, ok := built[pkg]; ok {
+		return bin
 	}
-	return builtBin
+	root, err := localcluster.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "gpu-headroom-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", pkg, err, out)
+	}
+	built[pkg] = bin
+	return bin
 }
+
+// headroomdBinary builds cmd/headroomd once per test binary.
+func headroomdBinary(t *testing.T) string { return buildBinary(t, "./cmd/headroomd") }
 
 // headroomd is one running controller process.
 type headroomd struct {
