@@ -24,6 +24,7 @@ type backtestFlags struct {
 	trace, format, horizons string
 	q, replicaRPS           float64
 	step, span, warmup      time.Duration
+	repeat                  int
 	json                    bool
 }
 
@@ -39,6 +40,7 @@ func runBacktest(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&f.step, "step", 30*time.Second, "sampling step for per-request traces (azure)")
 	fs.DurationVar(&f.span, "span", 0, "replay only the first span of the trace (0: all)")
 	fs.DurationVar(&f.warmup, "warmup", 0, "score warm-* columns only after this much of the trace (0: the longest horizon)")
+	fs.IntVar(&f.repeat, "repeat", 1, "replay the (spanned) trace this many times back to back, for short traces (1 to 1000)")
 	fs.BoolVar(&f.json, "json", false, "write JSON instead of a table")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -54,6 +56,9 @@ func runBacktest(args []string, stdout, stderr io.Writer) error {
 	series, err := readTrace(f)
 	if err != nil {
 		return err
+	}
+	if series, err = backtest.Repeat(series, f.repeat); err != nil {
+		return fmt.Errorf("--repeat: %w", err)
 	}
 	rep, err := backtest.RunWith(series, backtest.DefaultCandidates(), hs, f.q, backtest.Options{Warmup: f.warmup})
 	if err != nil {

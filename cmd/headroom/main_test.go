@@ -70,4 +70,34 @@ func TestBacktestCommand(t *testing.T) {
 	if code := run([]string{"forecast", "backtest", "--trace", path, "--horizons", "3m,-1m"}, &out, &errb); code != 2 {
 		t.Errorf("negative horizon: exit %d", code)
 	}
+	// --repeat replays the trace back to back; every result carries its
+	// coverage interval.
+	out.Reset()
+	if code := run([]string{"forecast", "backtest", "--trace", path, "--horizons", "3m,5m", "--repeat", "3", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("--repeat 3: exit %d: %s", code, errb.String())
+	}
+	var rep3 struct {
+		Samples int `json:"samples"`
+		Results []struct {
+			Coverage   *float64 `json:"coverage"`
+			CoverageLo *float64 `json:"coverage_lo"`
+			CoverageHi *float64 `json:"coverage_hi"`
+			EffectiveN float64  `json:"effective_n"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep3); err != nil {
+		t.Fatal(err)
+	}
+	if rep3.Samples != 3*79 {
+		t.Errorf("--repeat 3: %d samples, want %d", rep3.Samples, 3*79)
+	}
+	for i, r := range rep3.Results {
+		if r.Coverage == nil || r.CoverageLo == nil || r.CoverageHi == nil || *r.CoverageLo > *r.Coverage || *r.Coverage > *r.CoverageHi || r.EffectiveN <= 0 {
+			t.Errorf("result %d: coverage %v in [%v, %v], effective n %v", i, r.Coverage, r.CoverageLo, r.CoverageHi, r.EffectiveN)
+		}
+	}
+	errb.Reset()
+	if code := run([]string{"forecast", "backtest", "--trace", path, "--repeat", "0"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "--repeat") {
+		t.Errorf("--repeat 0: exit %d, stderr %q", code, errb.String())
+	}
 }

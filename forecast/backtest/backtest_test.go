@@ -273,3 +273,107 @@ type scaled struct {
 func (s *scaled) Predict(at time.Time, h time.Duration) float64 {
 	return s.k * s.Estimator.Predict(at, h)
 }
+
+func TestWilsonAndWindow(t *testing.T) {
+	for _, c := range []struct {
+		p, n, lo, hi float64
+	}{
+		{0.5, 100, 0.4038, 0.5962}, // textbook values
+		{1, 10, 0.7225, 1},         // no misses: the interval does not collapse
+		{0, 10, 0, 0.2775},
+		{0.95, 2000, 0.9394, 0.9590},
+	} {
+		lo, hi := wilson(c.p, c.n)
+		if math.Abs(lo-c.lo) > 1e-3 || math.Abs(hi-c.hi) > 1e-3 {
+			t.Errorf("wilson(%v, %v) = [%.4f, %.4f], want [%.4f, %.4f]", c.p, c.n, lo, hi, c.lo, c.hi)
+		}
+	}
+	if lo, hi := wilson(0.5, 0); !math.IsNaN(lo) || !math.IsNaN(hi) {
+		t.Errorf("no trials: [%v, %v], want NaN", lo, hi)
+	}
+	for _, c := range []struct {
+		h, step time.Duration
+		want    int
+	}{
+		{3 * time.Minute, 30 * time.Second, 6},
+		{15 * time.Minute, 10 * time.Minute, 2},
+		{3 * time.Minute, 10 * time.Minute, 1},
+		{10 * time.Minute, 10 * time.Minute, 1},
+		{95 * time.Second, 30 * time.Second, 4},
+	} {
+		if got := windowSamples(c.h, c.step); got != c.want {
+			t.Errorf("windowSamples(%v, %v) = %d, want %d", c.h, c.step, got, c.want)
+		}
+	}
+	// The run reports N / k effective tests and an interval around coverage.
+	rep, err := Run(series(30*time.Second, 1, 9, 1, 1, 9, 1, 1, 1, 1, 9, 1, 1), DefaultCandidates()[:1], []time.Duration{time.Minute}, 0.95)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Results[0]
+	if r.N != 10 || r.EffectiveN != 5 || !(r.CoverageLo <= r.Coverage && r.Coverage <= r.CoverageHi) || r.CoverageHi-r.CoverageLo < 0.3 {
+		t.Errorf("N %d, effective %v, coverage %v in [%v, %v]", r.N, r.EffectiveN, r.Coverage, r.CoverageLo, r.CoverageHi)
+	}
+}
+
+func TestRepeat(t *testing.T) {
+	s := series(time.Minute, 1, 2, 3)
+	r, err := Repeat(s, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Samples) != 9 || r.Span() != 3*s.Span() || r.Name != "synthetic x3" {
+		t.Fatalf("repeat 3: %d samples, span %v, name %q", len(r.Samples), r.Span(), r.Name)
+	}
+	for i, x := range r.Samples {
+		if x.V != float64(i%3+1) || x.At != epoch.Add(time.Duration(i+1)*time.Minute) {
+			t.Errorf("sample %d: %v at %v", i, x.V, x.At.Sub(epoch))
+		}
+	}
+	if one, err := Repeat(s, 1); err != nil || len(one.Samples) != 3 || one.Name != s.Name {
+		t.Errorf("repeat 1: %+v, %v", one, err)
+	}
+	for _, n := range []int{0, -1, MaxRepeat + 1} {
+		if _, err := Repeat(s, n); err == nil {
+			t.Errorf("repeat %d: no error", n)
+		}
+	}
+}
+
+// The coverage target (0.95 within 3 points) is measurable on the 1-hour Azure
+// traces only when the same traffic is replayed for long enough: one pass holds
+// 3 to 18 independent tests per horizon. A day of it must be calibrated.
+func TestAzureDayCoverage(t *testing.T) {
+	traces := tracesDir(t)
+	hs := []time.Duration{3 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute}
+	for _, p := range []string{"azure-llm-2023-code/AzureLLMInferenceTrace_code.csv", "azure-llm-2023-conv/AzureLLMInferenceTrace_conv.csv"} {
+		s, err := ReadAzure(filepath.Join(traces, p), AzureOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		one, err := Run(s, DefaultCandidates()[5:], hs, 0.95)
+		if err != nil {
+			t.Fatal(err)
+		}
+		day, err := Repeat(s, 24)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Run(day, DefaultCandidates()[5:], hs, 0.95)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range rep.Results {
+			if r.Estimator != "q-combined" {
+				t.Fatalf("candidate %q, want q-combined", r.Estimator)
+			}
+			if math.Abs(r.Coverage-0.95) > 0.03 {
+				t.Errorf("%s x24 h=%v: coverage %.3f [%.2f, %.2f], want 0.95 ± 0.03", s.Name, r.Horizon, r.Coverage, r.CoverageLo, r.CoverageHi)
+			}
+			o := one.Results[i]
+			if o.CoverageHi-o.CoverageLo <= r.CoverageHi-r.CoverageLo {
+				t.Errorf("%s h=%v: one pass's interval [%.2f, %.2f] is not wider than a day's [%.2f, %.2f]", s.Name, r.Horizon, o.CoverageLo, o.CoverageHi, r.CoverageLo, r.CoverageHi)
+			}
+		}
+	}
+}

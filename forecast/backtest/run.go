@@ -66,6 +66,20 @@ type Result struct {
 	PinballVsLast float64 `json:"pinball_vs_last"`
 	// Coverage is the share of predictions at or above the realised peak.
 	Coverage float64 `json:"coverage"`
+	// EffectiveN is how many independent tests of coverage the N scored
+	// predictions amount to: N / k, where k is the number of samples in a
+	// prediction's scoring window. Predictions one step apart share k-1 of
+	// those samples, so one burst is missed (or covered) by up to k
+	// predictions at once; counting each of them as a separate test would
+	// make a 1-hour trace look k times as informative as it is.
+	EffectiveN float64 `json:"effective_n"`
+	// CoverageLo and CoverageHi are the 95 % Wilson score interval of
+	// Coverage for EffectiveN tests: how far the measured coverage may be
+	// from the coverage the estimator really has, from sampling alone. A
+	// target "within 3 points of nominal" can only be checked where this
+	// interval is narrower than 6 points.
+	CoverageLo float64 `json:"coverage_lo"`
+	CoverageHi float64 `json:"coverage_hi"`
 	// Below is the share of predictions below the realised peak (the
 	// moments a pod would wait for a node): 1 - Coverage.
 	Below float64 `json:"below"`
@@ -159,6 +173,8 @@ func RunWith(s Series, cands []Candidate, horizons []time.Duration, q float64, o
 		}
 		for j, h := range hs {
 			r := acc[j].result(c.Name, h)
+			r.EffectiveN = float64(r.N) / float64(windowSamples(h, s.Step))
+			r.CoverageLo, r.CoverageHi = wilson(r.Coverage, r.EffectiveN)
 			w := warm[j].result(c.Name, h)
 			r.WarmN, r.WarmPinball, r.WarmCoverage = w.N, w.Pinball, w.Coverage
 			rep.Results = append(rep.Results, r)
@@ -193,6 +209,31 @@ func realisedPeaks(s Series, hs []time.Duration) [][]float64 {
 	return out
 }
 
+// windowSamples is the number of samples in the scoring window of a
+// prediction at horizon h (those in (t, t+h] and the first at or after t+h)
+// on a series with the given step.
+func windowSamples(h, step time.Duration) int {
+	if step <= 0 {
+		return 1
+	}
+	return max(1, int((h+step-1)/step))
+}
+
+// wilson is the 95 % Wilson score interval of a proportion p measured on n
+// independent trials (NaN, NaN when there are none). Unlike p ± 1.96·se it
+// stays inside [0, 1] and does not collapse to a point when p is 0 or 1,
+// which is exactly when a short trace's coverage says least.
+func wilson(p, n float64) (lo, hi float64) {
+	if !(n > 0) || math.IsNaN(p) {
+		return math.NaN(), math.NaN()
+	}
+	const z = 1.959963984540054
+	d := 1 + z*z/n
+	c := (p + z*z/(2*n)) / d
+	half := z / d * math.Sqrt(p*(1-p)/n+z*z/(4*n*n))
+	return math.Max(0, c-half), math.Min(1, c+half)
+}
+
 type accum struct {
 	n                                    int
 	abs, pinball, covered, below, excess float64
@@ -215,7 +256,8 @@ func (a *accum) add(pred, y, q float64) {
 }
 
 func (a *accum) result(name string, h time.Duration) Result {
-	r := Result{Estimator: name, Horizon: h, HorizonS: h.Seconds(), N: a.n, PinballVsLast: math.NaN()}
+	r := Result{Estimator: name, Horizon: h, HorizonS: h.Seconds(), N: a.n, PinballVsLast: math.NaN(),
+		CoverageLo: math.NaN(), CoverageHi: math.NaN()}
 	if a.n == 0 {
 		r.MAE, r.Pinball, r.Coverage, r.Below, r.MeanExcess = math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()
 		return r
