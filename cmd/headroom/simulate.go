@@ -32,7 +32,7 @@ type simulateFlags struct {
 	span, tick                                                      time.Duration
 	seed                                                            uint64
 	json                                                            bool
-	parallel, tp, clients                                           int
+	parallel, tp, clients, repeat                                   int
 }
 
 func runSimulate(args []string, stdout, stderr io.Writer) error {
@@ -45,6 +45,7 @@ func runSimulate(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&f.scale, "scale", 1, "multiply the request rate")
 	fs.StringVar(&f.overlays, "overlay", "", "comma-separated shifts of extra copies of the trace, e.g. 17m,31m")
 	fs.DurationVar(&f.span, "span", 0, "replay only the first span of the trace (0: all)")
+	fs.IntVar(&f.repeat, "repeat", 1, "replay the (spanned, scaled) trace this many times back to back, for short traces (1 to 1000)")
 	fs.DurationVar(&f.tick, "tick", time.Second, "simulation tick")
 	fs.IntVar(&f.clients, "clients", 0, "ServeGen: read only the first N clients (0: all)")
 	fs.Float64Var(&f.ctxTokens, "context-tokens", 0, "context tokens per request of rate-only traces (default 1155)")
@@ -132,6 +133,9 @@ func runSimulate(args []string, stdout, stderr io.Writer) error {
 	tr, err := simTraffic(f)
 	if err != nil {
 		return err
+	}
+	if tr, err = tr.Repeat(f.repeat); err != nil {
+		return fmt.Errorf("--repeat: %w", err)
 	}
 	if isTerminal(stderr) {
 		cfg.Progress = newProgress(stderr, len(pols))

@@ -64,7 +64,24 @@ func TestSimulateCLI(t *testing.T) {
 	if code := run([]string{"simulate", "--trace", trace, "--policies", "reactive,oracle"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "cost/oracle") {
 		t.Errorf("table: exit %d\n%s", code, out.String())
 	}
+	// --repeat replays the trace back to back: twice the requests.
+	var once, twice struct {
+		Requests int64 `json:"requests"`
+	}
+	for i, n := range []string{"1", "2"} {
+		out.Reset()
+		if code := run([]string{"simulate", "--trace", trace, "--policies", "reactive", "--repeat", n, "--json"}, &out, &errb); code != 0 {
+			t.Fatalf("--repeat %s: exit %d: %s", n, code, errb.String())
+		}
+		if err := json.Unmarshal(out.Bytes(), []any{&once, &twice}[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if once.Requests == 0 || twice.Requests != 2*once.Requests {
+		t.Errorf("--repeat 2: %d requests, once %d", twice.Requests, once.Requests)
+	}
 	for _, args := range [][]string{
+		{"simulate", "--trace", trace, "--repeat", "0"},
 		{"simulate"},
 		{"simulate", "--trace", trace, "--policies", "nope"},
 		{"simulate", "--trace", trace, "--provision", "soon"},

@@ -248,6 +248,30 @@ func TestRequestTrafficScaleAndOverlay(t *testing.T) {
 	}
 }
 
+func TestTrafficRepeat(t *testing.T) {
+	tr := &Traffic{Name: "x", Start: time.Unix(0, 0), Tick: time.Second, Count: []int32{1, 0, 3}, Ctx: []float32{10, 0, 30}, Gen: []float32{1, 0, 3}}
+	r, err := tr.Repeat(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Ticks() != 9 || r.Total() != 12 || r.Name != "x x3" || !r.Start.Equal(tr.Start) || r.Tick != tr.Tick {
+		t.Errorf("repeat 3: %d ticks, %d requests, name %q", r.Ticks(), r.Total(), r.Name)
+	}
+	for k := range r.Count {
+		if r.Count[k] != tr.Count[k%3] || r.Ctx[k] != tr.Ctx[k%3] || r.Gen[k] != tr.Gen[k%3] {
+			t.Errorf("tick %d: %d %v %v", k, r.Count[k], r.Ctx[k], r.Gen[k])
+		}
+	}
+	if one, err := tr.Repeat(1); err != nil || one != tr {
+		t.Errorf("repeat 1: %v, %v", one, err)
+	}
+	for _, n := range []int{0, MaxRepeat + 1} {
+		if _, err := tr.Repeat(n); err == nil {
+			t.Errorf("repeat %d: no error", n)
+		}
+	}
+}
+
 // TestForecastUsesConfig checks that the ConfigMap reaches the planner: a zone
 // max of 0 leaves the forecast policy without placeholders.
 func TestForecastUsesConfig(t *testing.T) {

@@ -353,3 +353,28 @@ func RateTraffic(rs RateSeries, opt TrafficOptions) (*Traffic, error) {
 	}
 	return tr, nil
 }
+
+// MaxRepeat bounds Repeat (a year of a 1-hour trace at 1 s ticks is 31.5 M
+// ticks, about 0.4 GB of traffic).
+const MaxRepeat = 1000
+
+// Repeat returns n copies of the traffic back to back. It exists for the
+// 1-hour Azure traces: a forecaster learns nothing it can use in one hour
+// that starts cold, and the first ten minutes are not scored; replayed for a
+// day, the same real traffic shows what the policy does once it has history.
+func (t *Traffic) Repeat(n int) (*Traffic, error) {
+	if n < 1 || n > MaxRepeat {
+		return nil, fmt.Errorf("repeating traffic %s: %d must be in 1..%d", t.Name, n, MaxRepeat)
+	}
+	if n == 1 {
+		return t, nil
+	}
+	out := &Traffic{Name: fmt.Sprintf("%s x%d", t.Name, n), Start: t.Start, Tick: t.Tick,
+		Count: make([]int32, 0, n*len(t.Count)), Ctx: make([]float32, 0, n*len(t.Ctx)), Gen: make([]float32, 0, n*len(t.Gen))}
+	for range n {
+		out.Count = append(out.Count, t.Count...)
+		out.Ctx = append(out.Ctx, t.Ctx...)
+		out.Gen = append(out.Gen, t.Gen...)
+	}
+	return out, nil
+}
