@@ -143,22 +143,3 @@ func gamma(r *rand.Rand, shape float64) float64 {
 		}
 	}
 }
-
-// countDraw draws the number of arrivals in one tick of a stream with this mean
-// count and variance-to-mean ratio (the squared inter-arrival CV of a renewal
-// process): a rounded normal when the mean is large, else Poisson, mixed over a
-// gamma rate when the stream is burstier than Poisson.
-func countDraw(r *rand.Rand, mean, dispersion float64) int64 {
-	if mean <= 0 {
-		return 0
-	}
-	if mean >= 20 {
-		sd := math.Sqrt(mean * max(dispersion, 0))
-		return max(int64(math.Round(mean+sd*r.NormFloat64())), 0)
-	}
-	if dispersion > 1.0001 {
-		k := mean / (dispersion - 1)
-		return poisson(r, gamma(r, k)*(dispersion-1))
-	}
-	return poisson(r, mean)
-}

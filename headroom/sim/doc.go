@@ -26,12 +26,12 @@
 //     token plus decode per generated token at the current per-replica batch, from
 //     the Splitwise performance model. Counts are integers, so requests are
 //     conserved exactly.
-//   - Traffic: Azure per-request traces keep each request's tokens; ServeGen
-//     windows draw per-tick arrival counts whose mean and variance match each
-//     client's rate and inter-arrival CV (Normal for large counts, Poisson or
-//     gamma-mixed Poisson for small ones) rather than sampling every inter-arrival
-//     time, which keeps a 14-day run to seconds; plain timestamp,rate CSVs are
-//     Poisson. Token sizes for rate-only traces are constants (options).
+//   - Traffic: Azure per-request traces keep each request's tokens; each ServeGen
+//     client's window gets the trace's count of arrivals (rate x scale x window,
+//     rounded at random so the mean is exact) placed by n+1 gaps drawn from the
+//     window's fitted Gamma or Weibull shape and rescaled to span the window, so
+//     high-CV clients arrive in clumps; plain timestamp,rate CSVs are Poisson.
+//     Token sizes for rate-only traces are constants (options).
 //   - KEDA polls the metric (waiting requests, or waiting plus running) every
 //     PollingInterval for activation and scale to zero; the HPA syncs every 15 s
 //     with its default tolerance, scale-up policies (100% or 4 pods per 15 s) and

@@ -5,6 +5,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -138,7 +139,7 @@ func TestRateCSVAndPlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rs.Window != 5*time.Minute || len(rs.Windows) != 12 || rs.Windows[5].Rate != 80 {
+	if rs.Window != 5*time.Minute || rs.Len() != 12 || rs.Rate(5) != 80 {
 		t.Fatalf("rate series %+v", rs)
 	}
 	tr, err := RateTraffic(rs, TrafficOptions{Seed: 3, Scale: 0.5})
@@ -291,5 +292,95 @@ func TestForecastUsesConfig(t *testing.T) {
 	}
 	if r := rep.Results[1]; r.GPUHoursPlaceholders == 0 {
 		t.Error("default config: no placeholders at all on a step")
+	}
+}
+
+func TestServeGenArrivals(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// Client 0: a near-regular stream (Gamma shape 1000, CV 0.03), then idle,
+	// then a very bursty one (Weibull shape 0.2, CV about 15). Client 1: Gamma
+	// shape 1 (Poisson-like) throughout, with a fractional count per window.
+	write("chunk-0-trace.csv", "0,10,0.03,Gamma,1000,0.0001\n600,0,0,,0,0\n1200,10,15,Weibull,0.2,0.01\n")
+	write("chunk-1-trace.csv", "0,0.5005,1,Gamma,1,2\n600,0.5005,1,Gamma,1,2\n1200,0.5005,1,Gamma,1,2\n")
+	rs, err := ReadServeGen(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.Len() != 3 || len(rs.Streams) != 2 || rs.Rate(0) != 10.5005 || rs.Streams[0][2].Pattern != "Weibull" || rs.Streams[0][1].Pattern != "" {
+		t.Fatalf("series %+v", rs)
+	}
+	tr, err := RateTraffic(rs, TrafficOptions{Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perWindow := func(k int) (total int64, maxTick int32, busy int) {
+		for _, c := range tr.Count[600*k : 600*(k+1)] {
+			total += int64(c)
+			maxTick = max(maxTick, c)
+			if c > 0 {
+				busy++
+			}
+		}
+		return
+	}
+	// Counts are the trace's: 6,000 + 300.3 (300 or 301) per busy window.
+	for k, want := range []int64{6300, 300, 6300} {
+		if got, _, _ := perWindow(k); got < want || got > want+1 {
+			t.Errorf("window %d: %d arrivals, want %d or %d", k, got, want, want+1)
+		}
+	}
+	// Client 0 alone: the regular window spreads its arrivals, the bursty one
+	// clumps them.
+	one, err := ReadServeGen(filepath.Join(dir, "chunk-0-trace.csv"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := tr
+	if tr, err = RateTraffic(one, TrafficOptions{Seed: 7}); err != nil {
+		t.Fatal(err)
+	}
+	_, regMax, regBusy := perWindow(0)
+	_, burstMax, burstBusy := perWindow(2)
+	tr = all
+	if regBusy < 590 || regMax > 20 {
+		t.Errorf("regular window: %d of 600 ticks busy, max %d per tick; want nearly all, about 10.5", regBusy, regMax)
+	}
+	if burstBusy > 300 || burstMax < 5*regMax {
+		t.Errorf("bursty window: %d ticks busy, max %d per tick; want clumps", burstBusy, burstMax)
+	}
+	// Same seed, same arrivals; another seed, other ones.
+	again, _ := RateTraffic(rs, TrafficOptions{Seed: 7})
+	other, _ := RateTraffic(rs, TrafficOptions{Seed: 8})
+	if !slices.Equal(again.Count, tr.Count) || slices.Equal(other.Count, tr.Count) {
+		t.Error("arrivals are not a function of the seed")
+	}
+	// Scale and overlays multiply the volume; tokens follow the counts.
+	scaled, err := RateTraffic(rs, TrafficOptions{Seed: 7, Scale: 2, Overlays: []time.Duration{10 * time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := scaled.Total(), int64(4*(6300+300+6300)); got < want-8 || got > want+8 {
+		t.Errorf("scale 2 with one overlay: %d arrivals, want about %d", got, want)
+	}
+	if scaled.Ctx[100] != float32(scaled.Count[100])*1155 {
+		t.Errorf("tick 100: %v context tokens for %d requests", scaled.Ctx[100], scaled.Count[100])
+	}
+	for name, body := range map[string]string{
+		"chunk-2-trace.csv": "0,1,1,Pareto,1,1\n",
+		"chunk-3-trace.csv": "0,1,1,Gamma,-1,1\n",
+		"chunk-4-trace.csv": "0,1,1,Weibull,x,1\n",
+	} {
+		p := write(name, body)
+		if _, err := ReadServeGen(p, 0); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: error %v, want one naming the file", body, err)
+		}
 	}
 }

@@ -153,24 +153,48 @@ func RequestTraffic(name string, start time.Time, reqs []Request, opt TrafficOpt
 	return tr, nil
 }
 
-// RateWindow is one window of a rate-only trace: the mean request rate and the
-// variance rate of arrival counts (sum over clients of cv^2 * rate), which is what
-// a superposition of renewal processes adds up to.
+// RateWindow is one window of one stream of a rate-only trace.
 type RateWindow struct {
-	Rate, VarRate float64
+	// Rate is the mean request rate in the window, requests per second.
+	Rate float64
+	// Pattern is the inter-arrival distribution fitted to the window, "Gamma"
+	// or "Weibull" with Shape (ServeGen), or "" for a Poisson stream.
+	Pattern string
+	Shape   float64
 }
 
-// RateSeries is a rate-only trace in equal windows.
+// RateSeries is a rate-only trace in equal windows: one or more streams of
+// the same length (ServeGen: one per client), drawn independently.
 type RateSeries struct {
 	Name    string
 	Start   time.Time
 	Window  time.Duration
-	Windows []RateWindow
+	Streams [][]RateWindow
 }
 
-// ReadServeGen reads a ServeGen folder (or one chunk file): per window, the rates
-// of all clients summed and their inter-arrival CVs folded into the variance rate.
-// The forecast backtest reader sums rates only; the simulator also needs the CV.
+// Len is the number of windows.
+func (rs RateSeries) Len() int {
+	n := 0
+	for _, st := range rs.Streams {
+		n = max(n, len(st))
+	}
+	return n
+}
+
+// Rate is the total rate of window k over all streams.
+func (rs RateSeries) Rate(k int) float64 {
+	r := 0.0
+	for _, st := range rs.Streams {
+		if k < len(st) {
+			r += st[k].Rate
+		}
+	}
+	return r
+}
+
+// ReadServeGen reads a ServeGen folder (or one chunk file): one stream per
+// client, per window its rate and fitted inter-arrival distribution. The forecast
+// backtest reader sums rates only; the simulator draws each client's arrivals.
 func ReadServeGen(path string, clients int) (RateSeries, error) {
 	files := []string{path}
 	fi, err := os.Stat(path)
@@ -189,25 +213,28 @@ func ReadServeGen(path string, clients int) (RateSeries, error) {
 	}
 	rs := RateSeries{Name: filepath.Base(path), Start: backtest.ServeGenEpoch, Window: backtest.ServeGenWindow}
 	for _, file := range files {
-		if err := addServeGenFile(file, &rs.Windows); err != nil {
+		st, err := readServeGenFile(file)
+		if err != nil {
 			return RateSeries{}, fmt.Errorf("reading trace %s: %w", file, err)
 		}
+		rs.Streams = append(rs.Streams, st)
 	}
-	if len(rs.Windows) == 0 {
+	if rs.Len() == 0 {
 		return RateSeries{}, fmt.Errorf("reading trace %s: no windows", path)
 	}
 	return rs, nil
 }
 
-func addServeGenFile(path string, ws *[]RateWindow) error {
+func readServeGenFile(path string) ([]RateWindow, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	line := 0
 	win := backtest.ServeGenWindow.Seconds()
+	var ws []RateWindow
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(sc.Text())
@@ -215,31 +242,40 @@ func addServeGenFile(path string, ws *[]RateWindow) error {
 			continue
 		}
 		cols := strings.Split(text, ",")
-		if len(cols) < 3 {
-			return fmt.Errorf("line %d: want 6 columns, got %q", line, text)
+		if len(cols) < 2 {
+			return nil, fmt.Errorf("line %d: want 6 columns, got %q", line, text)
 		}
 		ts, err := strconv.ParseFloat(cols[0], 64)
 		if err != nil || ts < 0 || math.Mod(ts, win) != 0 {
-			return fmt.Errorf("line %d: timestamp %q is not a multiple of %gs", line, cols[0], win)
+			return nil, fmt.Errorf("line %d: timestamp %q is not a multiple of %gs", line, cols[0], win)
 		}
 		rate, err := strconv.ParseFloat(cols[1], 64)
-		if err != nil || rate < 0 || math.IsNaN(rate) {
-			return fmt.Errorf("line %d: bad rate %q", line, cols[1])
+		if err != nil || rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+			return nil, fmt.Errorf("line %d: bad rate %q", line, cols[1])
 		}
-		cv := 1.0
-		if s := strings.TrimSpace(cols[2]); s != "" {
-			if v, err := strconv.ParseFloat(s, 64); err == nil && v >= 0 && !math.IsNaN(v) && !math.IsInf(v, 0) {
-				cv = v
+		w := RateWindow{Rate: rate}
+		if len(cols) >= 5 && rate > 0 {
+			// An idle window has no fit; a busy one without a pattern is
+			// drawn as Poisson.
+			switch p := strings.TrimSpace(cols[3]); p {
+			case "":
+			case "Gamma", "Weibull":
+				shape, err := strconv.ParseFloat(strings.TrimSpace(cols[4]), 64)
+				if err != nil || !(shape > 0) || math.IsInf(shape, 0) {
+					return nil, fmt.Errorf("line %d: bad %s shape %q", line, p, cols[4])
+				}
+				w.Pattern, w.Shape = p, shape
+			default:
+				return nil, fmt.Errorf("line %d: unknown inter-arrival pattern %q (want Gamma or Weibull)", line, p)
 			}
 		}
 		k := int(ts / win)
-		for len(*ws) <= k {
-			*ws = append(*ws, RateWindow{})
+		for len(ws) <= k {
+			ws = append(ws, RateWindow{})
 		}
-		(*ws)[k].Rate += rate
-		(*ws)[k].VarRate += cv * cv * rate
+		ws[k] = w
 	}
-	return sc.Err()
+	return ws, sc.Err()
 }
 
 // ReadRateCSV reads a plain CSV of timestamp,rate (an optional header line;
@@ -295,24 +331,34 @@ func ReadRateCSV(path string) (RateSeries, error) {
 	}
 	step := times[1].Sub(times[0])
 	rs := RateSeries{Name: strings.TrimSuffix(filepath.Base(path), ".csv"), Start: times[0], Window: step}
+	var win []RateWindow
 	for i, r := range rates {
 		if i > 0 && times[i].Sub(times[i-1]) != step {
 			return RateSeries{}, fmt.Errorf("reading trace %s: row %d: step %v differs from the first step %v", path, i+1, times[i].Sub(times[i-1]), step)
 		}
-		rs.Windows = append(rs.Windows, RateWindow{Rate: r, VarRate: r})
+		win = append(win, RateWindow{Rate: r})
 	}
+	rs.Streams = [][]RateWindow{win}
 	return rs, nil
 }
 
-// RateTraffic draws per-tick arrivals from a rate series with the seed (see
-// countDraw), applying Scale, Overlays and Span. Each request gets the constant
-// token sizes of the options.
+// RateTraffic draws the arrivals of a rate series with the seed, applying Scale,
+// Overlays and Span. Each stream's window gets its measured count of arrivals
+// (rate x scale x window, rounded up or down at random so the mean is exact) for
+// a fitted pattern, or a Poisson count for a plain rate. Where they fall inside
+// the window follows the pattern: n+1 inter-arrival gaps are drawn from the
+// fitted Gamma or Weibull shape and rescaled to span the window (as ServeGen's
+// generator rescales its draws to the rate), so a client whose inter-arrival CV
+// is 100 sends its window's requests in a few clumps, and a Poisson stream's
+// fall uniformly. Each request gets the constant token sizes of the options.
 func RateTraffic(rs RateSeries, opt TrafficOptions) (*Traffic, error) {
 	opt.defaults()
-	if len(rs.Windows) == 0 || rs.Window <= 0 {
+	windows := rs.Len()
+	if windows == 0 || rs.Window <= 0 {
 		return nil, fmt.Errorf("building traffic %s: empty rate series", rs.Name)
 	}
-	span := rs.Window * time.Duration(len(rs.Windows))
+	full := rs.Window * time.Duration(windows)
+	span := full
 	if opt.Span > 0 && opt.Span < span {
 		span = opt.Span
 	}
@@ -324,34 +370,80 @@ func RateTraffic(rs RateSeries, opt TrafficOptions) (*Traffic, error) {
 	}
 	tr := &Traffic{Name: rs.Name, Start: rs.Start, Tick: opt.Tick, Count: make([]int32, n), Ctx: make([]float32, n), Gen: make([]float32, n)}
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x5e49))
-	full := rs.Window * time.Duration(len(rs.Windows))
 	shifts := append([]time.Duration{0}, opt.Overlays...)
-	sec := opt.Tick.Seconds()
-	for k := range n {
-		at := time.Duration(k) * opt.Tick
-		var mean, v float64
-		for _, s := range shifts {
-			x := (at + s) % full
-			if x < 0 {
-				x += full
+	winSec := rs.Window.Seconds()
+	var gaps []float64
+	for _, shift := range shifts {
+		for _, st := range rs.Streams {
+			for k, w := range st {
+				x := w.Rate * opt.Scale * winSec
+				if !(x > 0) {
+					continue
+				}
+				if x > math.MaxInt32/4 {
+					return nil, fmt.Errorf("building traffic %s: %.0f arrivals in one window is beyond the model", rs.Name, x)
+				}
+				var cnt int64
+				if w.Pattern == "" {
+					cnt = poisson(rng, x)
+				} else {
+					cnt = int64(x)
+					if rng.Float64() < x-float64(cnt) {
+						cnt++
+					}
+				}
+				if cnt == 0 {
+					continue
+				}
+				// Where each arrival falls, as a fraction of the window.
+				gaps = gaps[:0]
+				total := 0.0
+				if w.Pattern != "" {
+					for range cnt + 1 {
+						total += interArrival(rng, w)
+						gaps = append(gaps, total)
+					}
+				}
+				// A Poisson stream given its count falls uniformly; so does a
+				// pattern whose gaps all underflowed to 0.
+				fitted := total > 0 && !math.IsInf(total, 0)
+				start := rs.Window * time.Duration(k)
+				for i := range cnt {
+					var f float64
+					if fitted {
+						f = gaps[i] / total
+					} else {
+						f = rng.Float64()
+					}
+					at := (start + time.Duration(f*float64(rs.Window)) - shift) % full
+					if at < 0 {
+						at += full
+					}
+					if at >= span {
+						continue
+					}
+					tr.Count[at/opt.Tick]++
+				}
 			}
-			w := rs.Windows[int(x/rs.Window)]
-			mean += w.Rate * opt.Scale * sec
-			v += w.VarRate * opt.Scale * sec
 		}
-		disp := 1.0
-		if mean > 0 {
-			disp = v / mean
-		}
-		c := countDraw(rng, mean, disp)
-		if c > math.MaxInt32/2 {
-			return nil, fmt.Errorf("building traffic %s: %d arrivals in one tick is beyond the model", rs.Name, c)
-		}
-		tr.Count[k] = int32(c)
+	}
+	for k, c := range tr.Count {
 		tr.Ctx[k] = float32(float64(c) * opt.ContextTokens)
 		tr.Gen[k] = float32(float64(c) * opt.GeneratedTokens)
 	}
 	return tr, nil
+}
+
+// interArrival draws one inter-arrival gap of the window's fitted pattern with
+// unit scale (RateTraffic rescales the gaps to the window).
+func interArrival(r *rand.Rand, w RateWindow) float64 {
+	switch w.Pattern {
+	case "Gamma":
+		return gamma(r, w.Shape)
+	case "Weibull":
+		return math.Pow(-math.Log(1-r.Float64()), 1/w.Shape)
+	}
+	return 0
 }
 
 // MaxRepeat bounds Repeat (a year of a 1-hour trace at 1 s ticks is 31.5 M
