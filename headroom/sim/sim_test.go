@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -184,6 +185,15 @@ func TestRealTraceShort(t *testing.T) {
 	tr, err = RateTraffic(rs, TrafficOptions{Span: 6 * time.Hour, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The trace's volume, not a random one around it: each of the 20 x 36
+	// client windows is rounded up or down by less than one request.
+	want := 0.0
+	for k := range 36 {
+		want += rs.Rate(k) * 600
+	}
+	if got := float64(tr.Total()); math.Abs(got-want) > 20*36 {
+		t.Errorf("6 h of 20 ServeGen clients: %.0f requests, the trace has %.0f", got, want)
 	}
 	if _, err := Simulate(tr, cfg, pols[:2], 2); err != nil {
 		t.Fatal(err)
