@@ -373,6 +373,9 @@ func TestServeGenArrivals(t *testing.T) {
 	if scaled.Ctx[100] != float32(scaled.Count[100])*1155 {
 		t.Errorf("tick 100: %v context tokens for %d requests", scaled.Ctx[100], scaled.Count[100])
 	}
+	if _, err := RateTraffic(rs, TrafficOptions{Seed: 7, Scale: 1e4}); err == nil || !strings.Contains(err.Error(), "--scale") {
+		t.Errorf("60 M arrivals in one window: error %v, want one naming --scale", err)
+	}
 	for name, body := range map[string]string{
 		"chunk-2-trace.csv": "0,1,1,Pareto,1,1\n",
 		"chunk-3-trace.csv": "0,1,1,Gamma,-1,1\n",

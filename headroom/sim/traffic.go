@@ -380,8 +380,8 @@ func RateTraffic(rs RateSeries, opt TrafficOptions) (*Traffic, error) {
 				if !(x > 0) {
 					continue
 				}
-				if x > math.MaxInt32/4 {
-					return nil, fmt.Errorf("building traffic %s: %.0f arrivals in one window is beyond the model", rs.Name, x)
+				if x > maxWindowArrivals {
+					return nil, fmt.Errorf("building traffic %s: %.0f arrivals in one window of one stream is beyond the model (at most %d; lower --scale)", rs.Name, x, maxWindowArrivals)
 				}
 				var cnt int64
 				if w.Pattern == "" {
@@ -433,6 +433,10 @@ func RateTraffic(rs RateSeries, opt TrafficOptions) (*Traffic, error) {
 	}
 	return tr, nil
 }
+
+// maxWindowArrivals bounds one stream's window (the gaps are held in memory
+// while a window is placed: 128 MiB at this bound).
+const maxWindowArrivals = 1 << 24
 
 // interArrival draws one inter-arrival gap of the window's fitted pattern with
 // unit scale (RateTraffic rescales the gaps to the window).
