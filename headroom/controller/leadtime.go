@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/gpu-headroom/gpu-headroom/forecast"
+	"github.com/gpu-headroom/gpu-headroom/headroom"
 	"github.com/gpu-headroom/gpu-headroom/nodes"
 )
 
@@ -27,11 +28,7 @@ type podReady struct {
 }
 
 func newLeadTimes() *leadTimes {
-	lt, _ := forecast.NewLeadTime(forecast.LeadTimeConfig{
-		Percentile: 0.9, MinSamples: 3, Capacity: 64,
-		// Until measured, the configured lead time stands (see horizon).
-		NodeFallback: 0, PodFallback: 0,
-	})
+	lt, _ := forecast.NewLeadTime(headroom.LeadTimeConfig())
 	return &leadTimes{lt: lt}
 }
 
@@ -81,30 +78,11 @@ func (l *leadTimes) drain(owner func(namespace string, labels map[string]string)
 	l.ready = l.ready[:0]
 }
 
-// horizon is the workload's lead time: the measured p90 of node provisioning
-// (the slowest zone and GPU product seen) plus the measured p90 of the
-// workload's pod start, once both are measured; the configured lead time until
-// then. An explicit per-workload leadTime in the config always wins. The sum of
-// the two p90s is a slightly conservative stand-in for the p90 of the sum, and
-// costs O(samples) per workload instead of O(samples²), which matters with
-// hundreds of workloads on every pass.
+// horizon is the workload's lead time (headroom.Horizon over the measurements).
 func (l *leadTimes) horizon(workload string, configured time.Duration, override bool) (time.Duration, string) {
-	if override {
-		return configured, "config override"
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var node time.Duration
-	for _, k := range l.lt.NodeKeys() {
-		if d, ok := l.lt.NodePercentile(k); ok && d > node {
-			node = d
-		}
-	}
-	pod, ok := l.lt.PodPercentile(workload)
-	if node == 0 || !ok {
-		return configured, "configured (not yet measured)"
-	}
-	return node + pod, "measured"
+	return headroom.Horizon(l.lt, workload, configured, override)
 }
 
 // percentiles returns the measured node provisioning percentile per key and the

@@ -23,6 +23,8 @@ const (
 	workloadNamespace = "sim"
 	workloadName      = "llm"
 	workloadKey       = workloadNamespace + "/" + workloadName
+	// simGPUProduct labels every simulated node (one node group shape).
+	simGPUProduct = "simulated"
 )
 
 // never is a tick that does not come.
@@ -112,6 +114,7 @@ type run struct {
 	lastScaleUp      int
 	lastNodeAddedAt  []int
 	fc               *forecast.Forecaster
+	lt               *forecast.LeadTime // forecast: measured node and pod start times
 	cool             headroom.CooldownState
 	scarce           headroom.ScarcityState
 	ahead            []int32 // oracle: demand peak of the next lead time
@@ -170,6 +173,9 @@ func newRun(cfg *Config, tr *Traffic, dem *demandCurve, pol PolicySpec) (*run, e
 			return nil, fmt.Errorf("creating forecaster: %w", err)
 		}
 		r.fc = fc
+		if r.lt, err = forecast.NewLeadTime(headroom.LeadTimeConfig()); err != nil {
+			return nil, fmt.Errorf("creating lead-time estimator: %w", err)
+		}
 	}
 	// Warm start: the peak demand of the first WarmStart of traffic, ready on
 	// nodes that exist, so no policy pays for a cold cluster (an artefact of
@@ -277,6 +283,10 @@ func (r *run) lifecycle() {
 		if !n.seen && n.gpuAt <= r.t {
 			n.seen = true
 			r.dirty = true
+			if r.lt != nil && n.gpuAt > n.created {
+				// As headroomd's node informer: creation until GPUs allocatable.
+				_ = r.lt.ObserveNode(forecast.NodeKey{Zone: r.cfg.Zones[n.zone], GPUProduct: simGPUProduct}, time.Duration(n.gpuAt-n.created)*r.tick)
+			}
 		}
 		if n.gpuAt > r.t {
 			next = min(next, n.gpuAt)
@@ -289,6 +299,10 @@ func (r *run) lifecycle() {
 		if p.readyAt <= r.t {
 			p.counted = true
 			r.ready++
+			if r.lt != nil && p.readyAt > p.created {
+				// As headroomd's pod informer: creation until Ready.
+				_ = r.lt.ObservePod(workloadKey, time.Duration(p.readyAt-p.created)*r.tick)
+			}
 		} else {
 			next = min(next, p.readyAt)
 		}
@@ -943,7 +957,7 @@ func (r *run) nodeInfo(n *node) nodes.NodeInfo {
 	gpus := *resource.NewQuantity(int64(n.slots)*r.cfg.GPUsPerReplica, resource.DecimalSI)
 	zero := *resource.NewQuantity(0, resource.DecimalSI)
 	k := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: n.name, Labels: map[string]string{nodes.LabelZone: r.cfg.Zones[n.zone], nodes.LabelGPUProduct: "simulated"}},
+		ObjectMeta: metav1.ObjectMeta{Name: n.name, Labels: map[string]string{nodes.LabelZone: r.cfg.Zones[n.zone], nodes.LabelGPUProduct: simGPUProduct}},
 		Status: corev1.NodeStatus{
 			Capacity:    corev1.ResourceList{corev1.ResourceName(r.cfg.GPUResource): gpus},
 			Allocatable: corev1.ResourceList{corev1.ResourceName(r.cfg.GPUResource): zero},

@@ -119,7 +119,14 @@ func (r *run) plan() error {
 	now := r.now()
 	cfg := r.pol.Headroom
 	w := r.workload()
-	lead := cfg.LeadTimeFor(w.Key())
+	lead, src := cfg.LeadTimeFor(w.Key()), "configured"
+	if r.lt != nil {
+		// The forecast plans over the measured lead time, as headroomd does; the
+		// oracle keeps the configured one.
+		wc, ok := cfg.Workload(w.Key())
+		lead, src = headroom.Horizon(r.lt, w.Key(), lead, ok && wc.LeadTime != nil)
+	}
+	r.res.LeadTimeSeconds, r.res.LeadTimeSource = lead.Seconds(), src
 	budget := r.pol.BudgetGPUs
 	if budget <= 0 {
 		budget = headroom.MaxBudgetGPUs

@@ -48,6 +48,13 @@ type Result struct {
 	Preemptions    int `json:"preemptions"`
 	Evictions      int `json:"evictions"`
 
+	// LeadTimeSeconds and LeadTimeSource are the forecast policy's lead time at
+	// its last plan and where it came from (headroom.Horizon: "measured",
+	// "configured (not yet measured)" or "config override"); the oracle's is the
+	// configured one.
+	LeadTimeSeconds float64 `json:"leadTimeSeconds,omitempty"`
+	LeadTimeSource  string  `json:"leadTimeSource,omitempty"`
+
 	Series []Point `json:"series,omitempty"`
 
 	waits []float64

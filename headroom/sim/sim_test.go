@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gpu-headroom/gpu-headroom/headroom"
 )
 
 // stepTraffic is a constant request rate that steps up at a known time: exactly
@@ -94,6 +96,38 @@ func TestStepKnownAnswers(t *testing.T) {
 		if r.Requests != tr.Total() || r.Completed > r.Requests {
 			t.Errorf("%s: %d requests, %d completed, traffic has %d", r.Policy, r.Requests, r.Completed, tr.Total())
 		}
+	}
+}
+
+// The forecast policy plans over the lead time it measures, as headroomd does:
+// node creation to GPUs allocatable (constant 6 min here) plus replica creation
+// to Ready (2 min model load at least, plus any wait for a node and the image).
+func TestForecastMeasuresLeadTime(t *testing.T) {
+	tr := stepTraffic(90*time.Minute, 40*time.Minute, 2, 60)
+	cfg := knownConfig()
+	cfg.MaxReplicas = 16
+	cfg.Zones = []string{"zone-a"} // every new node in one pool: three samples sooner
+	override, err := headroom.ParseConfig([]byte("workloads: [{namespace: sim, name: llm, leadTime: 4m}]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Simulate(tr, cfg, []PolicySpec{{Kind: KindForecast}, {Kind: KindOracle}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := find(t, rep, "forecast")
+	if d := time.Duration(fc.LeadTimeSeconds * 1e9); fc.LeadTimeSource != "measured" || d < 8*time.Minute || d > 16*time.Minute {
+		t.Errorf("forecast lead time %v (%s), want measured, 6 min + 2 to 10 min", d, fc.LeadTimeSource)
+	}
+	if or := find(t, rep, "oracle"); or.LeadTimeSource != "configured" || or.LeadTimeSeconds != 600 {
+		t.Errorf("oracle lead time %vs (%s), want the configured 600 s", or.LeadTimeSeconds, or.LeadTimeSource)
+	}
+	rep, err = Simulate(tr, cfg, []PolicySpec{{Kind: KindForecast, Headroom: override}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fc := find(t, rep, "forecast"); fc.LeadTimeSource != "config override" || fc.LeadTimeSeconds != 240 {
+		t.Errorf("override: %vs (%s), want 240 s from the config", fc.LeadTimeSeconds, fc.LeadTimeSource)
 	}
 }
 

@@ -1,0 +1,40 @@
+package headroom
+
+import (
+	"time"
+
+	"github.com/gpu-headroom/gpu-headroom/forecast"
+)
+
+// LeadTimeConfig is how headroomd measures lead times: the p90 of the last 64
+// samples of each part, from the third sample on, with no fallbacks (the
+// configured lead time stands until both parts are measured, see Horizon).
+func LeadTimeConfig() forecast.LeadTimeConfig {
+	return forecast.LeadTimeConfig{Percentile: 0.9, MinSamples: 3, Capacity: 64}
+}
+
+// Horizon is a workload's planning horizon, and where it came from: an explicit
+// per-workload leadTime (override) wins; else the measured percentile of node
+// provisioning (the slowest zone and GPU product seen) plus the measured
+// percentile of the workload's pod start, once both are measured; else the
+// configured lead time. The sum of the two percentiles is a slightly
+// conservative stand-in for the percentile of the sum (forecast.LeadTime.Horizon),
+// and costs O(samples) per workload instead of O(samples²), which matters with
+// hundreds of workloads on every pass. headroomd and the simulator both plan
+// with it.
+func Horizon(lt *forecast.LeadTime, workload string, configured time.Duration, override bool) (time.Duration, string) {
+	if override {
+		return configured, "config override"
+	}
+	var node time.Duration
+	for _, k := range lt.NodeKeys() {
+		if d, ok := lt.NodePercentile(k); ok && d > node {
+			node = d
+		}
+	}
+	pod, ok := lt.PodPercentile(workload)
+	if node == 0 || !ok {
+		return configured, "configured (not yet measured)"
+	}
+	return node + pod, "measured"
+}
