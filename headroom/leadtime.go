@@ -17,10 +17,10 @@ func LeadTimeConfig() forecast.LeadTimeConfig {
 // per-workload leadTime (override) wins; else the measured percentile of node
 // provisioning (the slowest zone and GPU product seen) plus the measured
 // percentile of the workload's pod start, once both are measured; else the
-// configured lead time. The sum of the two percentiles is a slightly
-// conservative stand-in for the percentile of the sum (forecast.LeadTime.Horizon),
-// and costs O(samples) per workload instead of O(samples²), which matters with
-// hundreds of workloads on every pass. headroomd and the simulator both plan
+// configured lead time. The sum of the two percentiles stands in for the
+// percentile of the sum (forecast.LeadTime.Horizon): a little above it for
+// normal-like parts, and O(samples) per workload instead of O(samples²), which
+// matters with hundreds of workloads on every pass. headroomd and the simulator both plan
 // with it.
 func Horizon(lt *forecast.LeadTime, workload string, configured time.Duration, override bool) (time.Duration, string) {
 	if override {
