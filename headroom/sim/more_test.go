@@ -271,6 +271,10 @@ func TestTrafficRepeat(t *testing.T) {
 			t.Errorf("repeat %d: no error", n)
 		}
 	}
+	long := &Traffic{Name: "14 days", Tick: time.Second, Count: make([]int32, 14*24*3600), Ctx: make([]float32, 14*24*3600), Gen: make([]float32, 14*24*3600)}
+	if _, err := long.Repeat(100); err == nil || !strings.Contains(err.Error(), "a year") {
+		t.Errorf("100 copies of 14 days: error %v, want one about the size", err)
+	}
 }
 
 // TestForecastUsesConfig checks that the ConfigMap reaches the planner: a zone

@@ -450,9 +450,13 @@ func interArrival(r *rand.Rand, w RateWindow) float64 {
 	return 0
 }
 
-// MaxRepeat bounds Repeat (a year of a 1-hour trace at 1 s ticks is 31.5 M
-// ticks, about 0.4 GB of traffic).
-const MaxRepeat = 1000
+// MaxRepeat bounds Repeat's count; maxTicks bounds what it builds (a year at
+// 1 s ticks, about 0.4 GB of traffic), so 1,000 copies of a 1-hour trace fit
+// and 1,000 of a 14-day one are refused rather than exhausting memory.
+const (
+	MaxRepeat = 1000
+	maxTicks  = 366 * 24 * 3600
+)
 
 // Repeat returns n copies of the traffic back to back. It exists for the
 // 1-hour Azure traces: a forecaster learns nothing it can use in one hour
@@ -464,6 +468,9 @@ func (t *Traffic) Repeat(n int) (*Traffic, error) {
 	}
 	if n == 1 {
 		return t, nil
+	}
+	if total := n * len(t.Count); total > maxTicks {
+		return nil, fmt.Errorf("repeating traffic %s: %d copies of %d ticks are %d ticks, more than the %d (a year of 1 s ticks) a run holds", t.Name, n, len(t.Count), total, maxTicks)
 	}
 	out := &Traffic{Name: fmt.Sprintf("%s x%d", t.Name, n), Start: t.Start, Tick: t.Tick,
 		Count: make([]int32, 0, n*len(t.Count)), Ctx: make([]float32, 0, n*len(t.Ctx)), Gen: make([]float32, 0, n*len(t.Gen))}
