@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -196,20 +195,9 @@ func (rs RateSeries) Rate(k int) float64 {
 // client, per window its rate and fitted inter-arrival distribution. The forecast
 // backtest reader sums rates only; the simulator draws each client's arrivals.
 func ReadServeGen(path string, clients int) (RateSeries, error) {
-	files := []string{path}
-	fi, err := os.Stat(path)
+	files, err := backtest.ServeGenFiles(path, clients)
 	if err != nil {
-		return RateSeries{}, fmt.Errorf("reading trace: %w", err)
-	}
-	if fi.IsDir() {
-		files, err = filepath.Glob(filepath.Join(path, "chunk-*-trace.csv"))
-		if err != nil || len(files) == 0 {
-			return RateSeries{}, fmt.Errorf("reading trace %s: no chunk-*-trace.csv files", path)
-		}
-		slices.Sort(files)
-	}
-	if clients > 0 && clients < len(files) {
-		files = files[:clients]
+		return RateSeries{}, err
 	}
 	rs := RateSeries{Name: filepath.Base(path), Start: backtest.ServeGenEpoch, Window: backtest.ServeGenWindow}
 	for _, file := range files {
@@ -225,57 +213,23 @@ func ReadServeGen(path string, clients int) (RateSeries, error) {
 	return rs, nil
 }
 
+// readServeGenFile is one client's stream; a busy window without a pattern is
+// drawn as Poisson.
 func readServeGenFile(path string) ([]RateWindow, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	line := 0
-	win := backtest.ServeGenWindow.Seconds()
 	var ws []RateWindow
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
-		cols := strings.Split(text, ",")
-		if len(cols) < 2 {
-			return nil, fmt.Errorf("line %d: want 6 columns, got %q", line, text)
-		}
-		ts, err := strconv.ParseFloat(cols[0], 64)
-		if err != nil || ts < 0 || math.Mod(ts, win) != 0 {
-			return nil, fmt.Errorf("line %d: timestamp %q is not a multiple of %gs", line, cols[0], win)
-		}
-		rate, err := strconv.ParseFloat(cols[1], 64)
-		if err != nil || rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
-			return nil, fmt.Errorf("line %d: bad rate %q", line, cols[1])
-		}
-		w := RateWindow{Rate: rate}
-		if len(cols) >= 5 && rate > 0 {
-			// An idle window has no fit; a busy one without a pattern is
-			// drawn as Poisson.
-			switch p := strings.TrimSpace(cols[3]); p {
-			case "":
-			case "Gamma", "Weibull":
-				shape, err := strconv.ParseFloat(strings.TrimSpace(cols[4]), 64)
-				if err != nil || !(shape > 0) || math.IsInf(shape, 0) {
-					return nil, fmt.Errorf("line %d: bad %s shape %q", line, p, cols[4])
-				}
-				w.Pattern, w.Shape = p, shape
-			default:
-				return nil, fmt.Errorf("line %d: unknown inter-arrival pattern %q (want Gamma or Weibull)", line, p)
-			}
-		}
-		k := int(ts / win)
-		for len(ws) <= k {
+	err = backtest.ScanServeGen(f, func(r backtest.ServeGenRow) bool {
+		for len(ws) <= r.Window {
 			ws = append(ws, RateWindow{})
 		}
-		ws[k] = w
-	}
-	return ws, sc.Err()
+		ws[r.Window] = RateWindow{Rate: r.Rate, Pattern: r.Pattern, Shape: r.Shape}
+		return true
+	})
+	return ws, err
 }
 
 // ReadRateCSV reads a plain CSV of timestamp,rate (an optional header line;
