@@ -308,8 +308,7 @@ func (c *Controller) countPreemption(obj any) {
 // the measured p90 of node provisioning plus pod start, else the configured
 // default.
 func (c *Controller) horizon(key string, cfg headroom.Config) time.Duration {
-	wc, ok := cfg.Workload(key)
-	d, _ := c.lead.horizon(key, cfg.LeadTimeFor(key), ok && wc.LeadTime != nil)
+	d, _ := c.lead.horizon(key, cfg)
 	return d
 }
 

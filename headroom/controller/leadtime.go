@@ -79,10 +79,10 @@ func (l *leadTimes) drain(owner func(namespace string, labels map[string]string)
 }
 
 // horizon is the workload's lead time (headroom.Horizon over the measurements).
-func (l *leadTimes) horizon(workload string, configured time.Duration, override bool) (time.Duration, string) {
+func (l *leadTimes) horizon(workload string, cfg headroom.Config) (time.Duration, string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return headroom.Horizon(l.lt, workload, configured, override)
+	return headroom.Horizon(l.lt, cfg, workload)
 }
 
 // percentiles returns the measured node provisioning percentile per key and the

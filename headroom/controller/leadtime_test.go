@@ -7,11 +7,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gpu-headroom/gpu-headroom/headroom"
 )
 
 func TestLeadTimesMeasureNodesAndPods(t *testing.T) {
 	l := newLeadTimes()
-	if d, src := l.horizon("ns/llm", 10*time.Minute, false); d != 10*time.Minute || src == "measured" {
+	if d, src := l.horizon("ns/llm", headroom.Config{}); d != 10*time.Minute || src == "measured" {
 		t.Fatalf("before samples: %s %s", d, src)
 	}
 	for i := 0; i < 3; i++ {
@@ -36,11 +38,15 @@ func TestLeadTimesMeasureNodesAndPods(t *testing.T) {
 		}
 	}
 	l.drain(func(ns string, lbls map[string]string) string { return ns + "/" + lbls["app"] })
-	d, src := l.horizon("ns/llm", 10*time.Minute, false)
+	d, src := l.horizon("ns/llm", headroom.Config{})
 	if src != "measured" || d < 5*time.Minute || d > 6*time.Minute {
 		t.Fatalf("measured horizon %s (%s), want about 4m + 90s", d, src)
 	}
-	if d, _ := l.horizon("ns/llm", 7*time.Minute, true); d != 7*time.Minute {
+	override, err := headroom.ParseConfig([]byte("workloads: [{namespace: ns, name: llm, leadTime: 7m}]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := l.horizon("ns/llm", override); d != 7*time.Minute {
 		t.Fatalf("override ignored: %s", d)
 	}
 }

@@ -123,8 +123,7 @@ func (r *run) plan() error {
 	if r.lt != nil {
 		// The forecast plans over the measured lead time, as headroomd does; the
 		// oracle keeps the configured one.
-		wc, ok := cfg.Workload(w.Key())
-		lead, src = headroom.Horizon(r.lt, w.Key(), lead, ok && wc.LeadTime != nil)
+		lead, src = headroom.Horizon(r.lt, cfg, w.Key())
 	}
 	r.res.LeadTimeSeconds, r.res.LeadTimeSource = lead.Seconds(), src
 	budget := r.pol.BudgetGPUs
