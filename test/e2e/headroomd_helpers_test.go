@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -64,31 +62,24 @@ func headroomdBinary(t *testing.T) string { return buildBinary(t, "./cmd/headroo
 
 // headroomd is one running controller process.
 type headroomd struct {
-	cmd          *exec.Cmd
+	proc         *localcluster.Process
 	log          string
 	metrics, prb string
-	done         chan struct{}
+	done         <-chan struct{}
 }
 
 func startHeadroomd(t *testing.T, c *localcluster.Cluster, name string, extra ...string) *headroomd {
 	t.Helper()
 	bin := headroomdBinary(t)
 	mp, pp := freeLoopbackPort(t), freeLoopbackPort(t)
-	h := &headroomd{log: filepath.Join(c.LogDir, "headroomd-"+name+".log"),
-		metrics: fmt.Sprintf("127.0.0.1:%d", mp), prb: fmt.Sprintf("127.0.0.1:%d", pp), done: make(chan struct{})}
-	f, err := os.OpenFile(h.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	h := &headroomd{metrics: fmt.Sprintf("127.0.0.1:%d", mp), prb: fmt.Sprintf("127.0.0.1:%d", pp)}
+	args := append([]string{"--kubeconfig=" + c.KubeconfigPath, "--namespace=" + controllerNS,
+		"--metrics-addr=" + h.metrics, "--probe-addr=" + h.prb, "--resync=2s", "--budget-gpus=64"}, extra...)
+	proc, err := localcluster.StartProcess("headroomd-"+name, bin, args, nil, c.LogDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"--kubeconfig=" + c.KubeconfigPath, "--namespace=" + controllerNS,
-		"--metrics-addr=" + h.metrics, "--probe-addr=" + h.prb, "--resync=2s", "--budget-gpus=64"}, extra...)
-	h.cmd = exec.Command(bin, args...)
-	h.cmd.Stdout, h.cmd.Stderr = f, f
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := h.cmd.Start(); err != nil {
-		t.Fatalf("starting headroomd: %v", err)
-	}
-	go func() { _ = h.cmd.Wait(); f.Close(); close(h.done) }()
+	h.proc, h.log, h.done = proc, proc.LogPath(), proc.Done()
 	t.Cleanup(func() {
 		h.stop()
 		if t.Failed() {
@@ -103,29 +94,16 @@ func startHeadroomd(t *testing.T, c *localcluster.Cluster, name string, extra ..
 	return h
 }
 
-func (h *headroomd) stop() {
-	select {
-	case <-h.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-h.done:
-	case <-time.After(15 * time.Second):
-		_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
-		<-h.done
-	}
-}
+// stop sends SIGTERM, and SIGKILL after 15 s.
+func (h *headroomd) stop() { _ = h.proc.Stop(15 * time.Second) }
 
 func freeLoopbackPort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := localcluster.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // metric sums the samples of name whose label set contains every given pair.

@@ -249,11 +249,11 @@ func (c *Cluster) writePKI(context.Context) error {
 }
 
 func (c *Cluster) startEtcd(ctx context.Context) error {
-	client, err := freePort("127.0.0.1")
+	client, err := FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}
-	peer, err := freePort("127.0.0.1")
+	peer, err := FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}
@@ -277,7 +277,7 @@ func (c *Cluster) startEtcd(ctx context.Context) error {
 }
 
 func (c *Cluster) startAPIServer(ctx context.Context) error {
-	port, err := freePort("127.0.0.1")
+	port, err := FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}
@@ -362,7 +362,7 @@ func (c *Cluster) componentArgs(port int) []string {
 }
 
 func (c *Cluster) startControllerManager(ctx context.Context) error {
-	port, err := freePort("127.0.0.1")
+	port, err := FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}
@@ -399,7 +399,7 @@ func (c *Cluster) startControllerManager(ctx context.Context) error {
 }
 
 func (c *Cluster) startScheduler(ctx context.Context) error {
-	port, err := freePort("127.0.0.1")
+	port, err := FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}
@@ -434,7 +434,7 @@ func (c *Cluster) startKwok(ctx context.Context) error {
 	if err := os.WriteFile(cfgPath, []byte(strings.Join(cfg, "\n---\n")+"\n"), 0o644); err != nil {
 		return fmt.Errorf("writing kwok config: %w", err)
 	}
-	port, err := freePort("127.0.0.1")
+	port, err := FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}

@@ -71,7 +71,7 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 	}
 	ports := make([]int, 4)
 	for i := range ports {
-		if ports[i], err = freePort("127.0.0.1"); err != nil {
+		if ports[i], err = FreePort("127.0.0.1"); err != nil {
 			return err
 		}
 	}
@@ -91,7 +91,7 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 	if err := waitAlive(ctx, op, 90*time.Second, httpOK(fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort), nil)); err != nil {
 		return err
 	}
-	adapterPort, err := freePort(ip)
+	adapterPort, err := FreePort(ip)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 )
 
 // freePort asks the kernel for a free TCP port on host.
-func freePort(host string) (int, error) {
+func FreePort(host string) (int, error) {
 	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, fmt.Errorf("finding a free port on %s: %w", host, err)

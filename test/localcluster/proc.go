@@ -84,6 +84,35 @@ func (p *process) stop(grace time.Duration) error {
 	return nil
 }
 
+// Process is a program started the way the cluster starts its components: in
+// its own process group, killed by the kernel if the caller dies, its output
+// appended to a log. Tools and tests that run headroomd next to the cluster
+// (the demo, the scale benchmark, the e2e tests) start it with StartProcess.
+type Process struct{ p *process }
+
+// StartProcess runs bin with args and the caller's environment plus env,
+// writing stdout and stderr to logDir/name.log.
+func StartProcess(name, bin string, args, env []string, logDir string) (*Process, error) {
+	p, err := startProcess(name, bin, args, env, logDir)
+	if err != nil {
+		return nil, err
+	}
+	return &Process{p: p}, nil
+}
+
+// Pid is the process id, which is also its process group id.
+func (p *Process) Pid() int { return p.p.pid() }
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.p.done }
+
+// LogPath is where its output goes.
+func (p *Process) LogPath() string { return p.p.logPath }
+
+// Stop sends SIGTERM to the process group, waits up to grace, then SIGKILLs
+// the group (children included) and waits for the exit.
+func (p *Process) Stop(grace time.Duration) error { return p.p.stop(grace) }
+
 // processGroupAlive reports whether any process of group pgid still exists.
 func processGroupAlive(pgid int) bool {
 	return syscall.Kill(-pgid, 0) == nil

@@ -9,7 +9,7 @@ import (
 )
 
 func (c *Cluster) startRedis(ctx context.Context) error {
-	port, err := freePort("127.0.0.1")
+	port, err := FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}

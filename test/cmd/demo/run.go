@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -67,8 +66,7 @@ type demo struct {
 	metrics   string // headroomd's /metrics URL while it runs
 	probe     string // headroomd's probe address (/debug/plan)
 	chartArgs []string
-	hd        *exec.Cmd
-	hdDone    chan struct{}
+	hd        *localcluster.Process
 	zoneOf    map[string]string // node group -> zone
 	lines     int               // lines of the last table drawn (terminal mode)
 }
@@ -258,11 +256,11 @@ func (d *demo) startHeadroomd(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mp, err := freePort()
+	mp, err := localcluster.FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}
-	pp, err := freePort()
+	pp, err := localcluster.FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}
@@ -274,20 +272,10 @@ func (d *demo) startHeadroomd(ctx context.Context) error {
 	}
 	args = append(args, "--kubeconfig="+kc, "--namespace="+controllerNS,
 		fmt.Sprintf("--metrics-addr=127.0.0.1:%d", mp), fmt.Sprintf("--probe-addr=127.0.0.1:%d", pp))
-	logPath := filepath.Join(d.c.LogDir, "headroomd.log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", logPath, err)
+	if d.hd, err = localcluster.StartProcess("headroomd", d.cfg.headroomd, args, nil, d.c.LogDir); err != nil {
+		return err
 	}
-	cmd := exec.Command(d.cfg.headroomd, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return fmt.Errorf("starting headroomd: %w", err)
-	}
-	d.hd, d.hdDone = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); f.Close(); close(d.hdDone) }()
+	logPath := d.hd.LogPath()
 	d.metrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", mp)
 	d.probe = fmt.Sprintf("http://127.0.0.1:%d", pp)
 	if err := d.writeState(); err != nil {
@@ -296,22 +284,13 @@ func (d *demo) startHeadroomd(ctx context.Context) error {
 	d.say("\nheadroomd started with the chart's args as ServiceAccount %s/%s: %s", controllerNS, releaseName, strings.Join(args, " "))
 	return waitFor(ctx, "headroomd to lead (log "+logPath+")", time.Minute, func(ctx context.Context) (bool, error) {
 		select {
-		case <-d.hdDone:
+		case <-d.hd.Done():
 			return false, fmt.Errorf("headroomd exited; see %s", logPath)
 		default:
 		}
 		v, err := scrape(ctx, d.metrics, "headroom_leader")
 		return err == nil && v["headroom_leader"] == 1, nil
 	})
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // state is what the demo started (state.json in its folder): the cluster's
@@ -329,7 +308,7 @@ func (d *demo) statePath() string { return filepath.Join(d.cfg.out, "state.json"
 func (d *demo) writeState() error {
 	s := state{Kubeconfig: d.c.KubeconfigPath, Pids: d.c.Pids(), Links: d.c.LinkNames(), Metrics: d.metrics}
 	if d.hd != nil {
-		s.Pids["headroomd"] = d.hd.Process.Pid
+		s.Pids["headroomd"] = d.hd.Pid()
 	}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
@@ -346,15 +325,11 @@ func (d *demo) writeState() error {
 func (d *demo) cleanup(ok bool) error {
 	var errs []error
 	if d.hd != nil {
-		_ = syscall.Kill(-d.hd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-d.hdDone:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(-d.hd.Process.Pid, syscall.SIGKILL)
-			<-d.hdDone
+		if err := d.hd.Stop(15 * time.Second); err != nil {
+			errs = append(errs, err)
 		}
-		if syscall.Kill(-d.hd.Process.Pid, 0) == nil {
-			errs = append(errs, fmt.Errorf("headroomd (pgid %d) still running", d.hd.Process.Pid))
+		if syscall.Kill(-d.hd.Pid(), 0) == nil {
+			errs = append(errs, fmt.Errorf("headroomd (pgid %d) still running", d.hd.Pid()))
 		}
 	}
 	if d.c != nil {

@@ -13,16 +13,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
@@ -129,26 +125,27 @@ func run(nNodes, nWorkloads, nPods, trials int, bin, memLimit string) error {
 	if _, err := c.Kube.CoreV1().ConfigMaps("gpu-headroom").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	mport, pport := freePort(), freePort()
-	logPath := filepath.Join(c.LogDir, "headroomd.log")
-	lf, err := os.Create(logPath)
+	mport, err := localcluster.FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}
-	defer lf.Close()
-	cmd := exec.Command(bin, "--kubeconfig="+c.KubeconfigPath, "--namespace=gpu-headroom", "--budget-gpus=100000",
-		"--resync=5s", "--leader-elect=false", "--enable-pprof", "--kube-api-qps=100", "--kube-api-burst=200",
-		fmt.Sprintf("--metrics-addr=127.0.0.1:%d", mport), fmt.Sprintf("--probe-addr=127.0.0.1:%d", pport))
-	cmd.Stdout, cmd.Stderr = lf, lf
+	pport, err := localcluster.FreePort("127.0.0.1")
+	if err != nil {
+		return err
+	}
+	var env []string
 	if memLimit != "" {
-		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+memLimit)
+		env = []string{"GOMEMLIMIT=" + memLimit}
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	start = time.Now()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting headroomd: %w", err)
+	hd, err := localcluster.StartProcess("headroomd", bin, []string{"--kubeconfig=" + c.KubeconfigPath, "--namespace=gpu-headroom", "--budget-gpus=100000",
+		"--resync=5s", "--leader-elect=false", "--enable-pprof", "--kube-api-qps=100", "--kube-api-burst=200",
+		fmt.Sprintf("--metrics-addr=127.0.0.1:%d", mport), fmt.Sprintf("--probe-addr=127.0.0.1:%d", pport)}, env, c.LogDir)
+	if err != nil {
+		return err
 	}
-	defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }()
+	defer func() { _ = hd.Stop(0) }() // measured already: no graceful exit needed
+	logPath := hd.LogPath()
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
 	if err := waitUntil(3*time.Minute, func() bool { return scrape(metricsURL, "headroom_last_successful_reconcile_timestamp_seconds") > 0 }); err != nil {
 		return fmt.Errorf("headroomd never reconciled (log %s): %w", logPath, err)
@@ -184,7 +181,7 @@ func run(nNodes, nWorkloads, nPods, trials int, bin, memLimit string) error {
 	if out := os.Getenv("SCALEBENCH_CPUPROFILE"); out != "" {
 		saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=20", pport), out, logf)
 	}
-	rss := rssBytes(cmd.Process.Pid)
+	rss := rssBytes(hd.Pid())
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 
 	fmt.Printf("\nheadroomd at scale on the local control plane (%d GPU nodes, %d workloads, %d pods)\n\n", nNodes, nWorkloads, nPods)
@@ -326,15 +323,6 @@ func waitUntil(timeout time.Duration, cond func() bool) error {
 		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
 	}
 	return nil
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // scrape returns the sum of the samples of a metric (0 when absent).
