@@ -188,6 +188,43 @@ func TestScaleDownOfUnneededNodes(t *testing.T) {
 	}
 }
 
+// A pending pod that fits on an empty node keeps it, as in cluster-autoscaler's
+// scale-down simulation: the scheduler may take seconds to bind a pod to the node
+// that was just added for it. Two nodes empty out at once; a pod that no scheduler
+// will bind (schedulerName "none") fits on the first, so only the second goes.
+func TestPendingPodKeepsItsNode(t *testing.T) {
+	c := localcluster.StartT(t, localcluster.Options{
+		NodeGroups:  localcluster.H100Zones([]string{"zone-a"}, 0, 2),
+		Provisioner: fastProvisioner(),
+	})
+	ctx := context.Background()
+	createPod(t, c.Kube, "default", "work-0", gpuPodSpec(8, "", ""))
+	createPod(t, c.Kube, "default", "work-1", gpuPodSpec(8, "", ""))
+	eventually(t, time.Minute, "both pods running", func(ctx context.Context) (bool, string) {
+		a, s1 := podState(ctx, c.Kube, "default", "work-0")
+		b, s2 := podState(ctx, c.Kube, "default", "work-1")
+		return running(a) && running(b), s1 + "; " + s2
+	})
+	waiting := gpuPodSpec(8, "", "")
+	waiting.SchedulerName = "none"
+	createPod(t, c.Kube, "default", "waiting", waiting)
+	for _, name := range []string{"work-0", "work-1"} {
+		if err := c.Kube.CoreV1().Pods("default").Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+			t.Fatalf("deleting %s: %v", name, err)
+		}
+	}
+	eventually(t, time.Minute, "a node removed", func(ctx context.Context) (bool, string) {
+		l, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		return err == nil && len(l.Items) <= 1, fmt.Sprint(len(l.Items), err)
+	})
+	if _, err := c.Kube.CoreV1().Nodes().Get(ctx, "h100-zone-a-0", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the node the pending pod fits on (first in name order) was removed: %v", err)
+	}
+	if _, downs := c.Provisioner.Stats(); downs != 1 {
+		t.Fatalf("scale-downs = %d, want 1", downs)
+	}
+}
+
 func hasUnschedulable(p *corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {

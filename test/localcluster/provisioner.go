@@ -462,12 +462,23 @@ func (p *Provisioner) scaleUp(ctx context.Context, now time.Time, nodes []*corev
 	return ctx.Err()
 }
 
-// scaleDown removes nodes that held no non-expendable pod for UnneededTime.
+// scaleDown removes nodes that held no non-expendable pod for UnneededTime. A
+// node that a pending non-expendable pod fits on counts as holding it, as
+// cluster-autoscaler's scale-down simulation places pending pods on existing
+// nodes first: the scheduler may take seconds (its backoff for unschedulable
+// pods) to bind a pod to the node that was just added for it.
 func (p *Provisioner) scaleDown(ctx context.Context, now time.Time, nodes []*corev1.Node, pods []*corev1.Pod) error {
 	keeps := map[string]bool{}
 	onNode := map[string][]*corev1.Pod{}
+	var pending []*corev1.Pod
 	for _, pod := range pods {
-		if pod.Spec.NodeName == "" || pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		if pod.Spec.NodeName == "" {
+			if priority(pod) >= p.cutoff {
+				pending = append(pending, pod)
+			}
 			continue
 		}
 		onNode[pod.Spec.NodeName] = append(onNode[pod.Spec.NodeName], pod)
@@ -480,6 +491,33 @@ func (p *Provisioner) scaleDown(ctx context.Context, now time.Time, nodes []*cor
 		size[n.Labels[NodeGroupLabel]]++
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	if len(pending) > 0 {
+		room := map[string]*capacity{}
+		for _, n := range nodes {
+			if n.DeletionTimestamp != nil || !NodeSchedulable(n) {
+				continue
+			}
+			free := n.Status.Allocatable.DeepCopy()
+			for _, pod := range onNode[n.Name] {
+				for rn, q := range podRequests(pod) {
+					f := free[rn]
+					f.Sub(q)
+					free[rn] = f
+				}
+			}
+			room[n.Name] = &capacity{labels: n.Labels, taints: n.Spec.Taints, free: free}
+		}
+		for _, pod := range pending {
+			req := podRequests(pod)
+			for _, n := range nodes {
+				if c := room[n.Name]; c != nil && c.fits(pod, req) {
+					c.take(req)
+					keeps[n.Name] = true
+					break
+				}
+			}
+		}
+	}
 	seen := map[string]bool{}
 	for _, n := range nodes {
 		seen[n.Name] = true
