@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -87,10 +88,29 @@ func TestSimulateCLI(t *testing.T) {
 		{"simulate", "--trace", trace, "--provision", "soon"},
 		{"simulate", "--trace", trace, "--config", trace},
 		{"simulate", "--trace", filepath.Join(dir, "missing.csv")},
+		// Typos are refused with the flag named, not replaced by a default.
+		{"simulate", "--trace", trace, "--scale", "-2"},
+		{"simulate", "--trace", trace, "--span", "-1h"},
+		{"simulate", "--trace", trace, "--context-tokens", "-5"},
+		{"simulate", "--trace", trace, "--slo", "0s"},
+		{"simulate", "--trace", trace, "--activation", "-1"},
+		{"simulate", "--trace", trace, "--cooldown-period", "-5m"},
 	} {
 		errb.Reset()
 		if code := run(args, &out, &errb); code == 0 {
 			t.Errorf("%v: exit 0", args)
+		}
+		if len(args) < 4 {
+			continue
+		}
+		if flag := args[len(args)-2]; !slices.Contains([]string{"--trace", "--config", "--policies", "--repeat", "--provision"}, flag) {
+			name := strings.TrimPrefix(flag, "--")
+			if name == "cooldown-period" {
+				name = "cooldown period"
+			}
+			if !strings.Contains(errb.String(), name) {
+				t.Errorf("%v: error %q does not name %s", args, errb.String(), name)
+			}
 		}
 	}
 }

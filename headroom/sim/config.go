@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -174,6 +175,23 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			bad("%s: must be positive", name)
 		}
+	}
+	for name, d := range map[string]time.Duration{"cooldown period": c.CooldownPeriod, "scale-down stabilization": c.ScaleDownStabilization, "scale-down unneeded time": c.ScaleDownUnneeded, "warm-up": c.Warmup, "warm start": c.WarmStart} {
+		if d < 0 {
+			bad("%s: must not be negative", name)
+		}
+	}
+	if c.SLO <= 0 {
+		bad("slo: must be positive")
+	}
+	if c.ActivationThreshold < 0 || math.IsNaN(c.ActivationThreshold) || math.IsInf(c.ActivationThreshold, 0) {
+		bad("activation: must be a finite number >= 0")
+	}
+	if math.IsNaN(c.Target) || math.IsInf(c.Target, 0) {
+		bad("target: must be finite")
+	}
+	if c.HPATolerance < 0 || math.IsNaN(c.HPATolerance) {
+		bad("HPA tolerance: must not be negative")
 	}
 	if c.MaxNodesPerZone <= 0 {
 		bad("max nodes per zone: must be positive")

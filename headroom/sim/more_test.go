@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -117,6 +118,23 @@ func TestParsers(t *testing.T) {
 	}
 	if err := (Config{}).Validate(); err == nil {
 		t.Error("empty config validated")
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Errorf("default config: %v", err)
+	}
+	for name, mod := range map[string]func(*Config){
+		"slo":        func(c *Config) { c.SLO = 0 },
+		"activation": func(c *Config) { c.ActivationThreshold = -1 },
+		"cooldown":   func(c *Config) { c.CooldownPeriod = -time.Minute },
+		"unneeded":   func(c *Config) { c.ScaleDownUnneeded = -time.Minute },
+		"target":     func(c *Config) { c.Target = math.Inf(1) },
+		"tolerance":  func(c *Config) { c.HPATolerance = -0.1 },
+	} {
+		c := DefaultConfig()
+		mod(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: bad value validated", name)
+		}
 	}
 }
 
@@ -246,6 +264,40 @@ func TestRequestTrafficScaleAndOverlay(t *testing.T) {
 	again, _ := RequestTraffic("x", start, reqs, TrafficOptions{Scale: 2.5, Overlays: []time.Duration{time.Minute}, Seed: 1})
 	if again.Total() != tr.Total() {
 		t.Error("same seed, different thinning")
+	}
+	// An overlay shifts its copy later, wrapping at the end, for both kinds of trace.
+	one := []Request{{At: 10 * time.Second, Ctx: 1, Gen: 1}, {At: 59 * time.Second, Ctx: 1, Gen: 1}}
+	sh, err := RequestTraffic("x", start, one, TrafficOptions{Overlays: []time.Duration{20 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sh.Count[30] != 1 || sh.Count[10] != 1 || sh.Total() != 4 {
+		t.Errorf("overlay +20s of arrivals at 10 s and 59 s: counts at 10 s %d, 30 s %d, total %d", sh.Count[10], sh.Count[30], sh.Total())
+	}
+	rs := RateSeries{Name: "r", Start: start, Window: time.Minute, Streams: [][]RateWindow{{{Rate: 1}, {}, {}}}}
+	rsh, err := RateTraffic(rs, TrafficOptions{Overlays: []time.Duration{2 * time.Minute}, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first, last int64
+	for k, c := range rsh.Count {
+		if k < 60 {
+			first += int64(c)
+		} else if k >= 120 {
+			last += int64(c)
+		}
+	}
+	if first == 0 || last == 0 || first+last != rsh.Total() {
+		t.Errorf("rate overlay +2m: %d arrivals in the first minute, %d in the last, %d in all", first, last, rsh.Total())
+	}
+	// Negative or non-finite options are errors, not defaults.
+	for _, o := range []TrafficOptions{{Scale: -1}, {Scale: math.NaN()}, {Scale: math.Inf(1)}, {ContextTokens: -1}, {GeneratedTokens: -1}, {Tick: -time.Second}, {Span: -time.Minute}, {Clients: -1}} {
+		if _, err := RequestTraffic("x", start, reqs, o); err == nil {
+			t.Errorf("RequestTraffic accepted %+v", o)
+		}
+		if _, err := RateTraffic(rs, o); err == nil {
+			t.Errorf("RateTraffic accepted %+v", o)
+		}
 	}
 }
 

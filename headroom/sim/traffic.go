@@ -50,8 +50,9 @@ type TrafficOptions struct {
 	// scale of 2.5 replays every request twice and a seeded half of them a third
 	// time.
 	Scale float64
-	// Overlays adds copies of the trace shifted by these offsets (wrapping around
-	// the trace's end), to reach GPU-scale load with decorrelated bursts.
+	// Overlays adds copies of the trace shifted later by these offsets (a
+	// negative one earlier; wrapping around the trace's end), to reach GPU-scale
+	// load with decorrelated bursts.
 	Overlays []time.Duration
 	// Span, if > 0, keeps only the first Span of the trace.
 	Span time.Duration
@@ -64,19 +65,43 @@ type TrafficOptions struct {
 	Seed uint64
 }
 
-func (o *TrafficOptions) defaults() {
-	if o.Tick <= 0 {
+// defaults fills zero values and rejects negative or non-finite ones: a typo
+// such as --scale -2 must not replay the trace at scale 1.
+func (o *TrafficOptions) defaults() error {
+	var errs []string
+	for _, f := range []struct {
+		flag string
+		v    float64
+	}{{"--scale", o.Scale}, {"--context-tokens", o.ContextTokens}, {"--generated-tokens", o.GeneratedTokens}} {
+		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			errs = append(errs, fmt.Sprintf("%s %v: must be a finite number >= 0 (0: default)", f.flag, f.v))
+		}
+	}
+	if o.Tick < 0 {
+		errs = append(errs, fmt.Sprintf("--tick %v: must not be negative", o.Tick))
+	}
+	if o.Span < 0 {
+		errs = append(errs, fmt.Sprintf("--span %v: must not be negative", o.Span))
+	}
+	if o.Clients < 0 {
+		errs = append(errs, fmt.Sprintf("--clients %d: must not be negative", o.Clients))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("traffic options: %s", strings.Join(errs, "; "))
+	}
+	if o.Tick == 0 {
 		o.Tick = time.Second
 	}
-	if o.Scale <= 0 {
+	if o.Scale == 0 {
 		o.Scale = 1
 	}
-	if o.ContextTokens <= 0 {
+	if o.ContextTokens == 0 {
 		o.ContextTokens = 1155
 	}
-	if o.GeneratedTokens <= 0 {
+	if o.GeneratedTokens == 0 {
 		o.GeneratedTokens = 211
 	}
+	return nil
 }
 
 // Request is one request of a per-request trace, at an offset from its start.
@@ -113,7 +138,9 @@ func ReadAzureRequests(path string) (start time.Time, reqs []Request, err error)
 // RequestTraffic bins per-request arrivals into ticks, applying Scale, Overlays
 // and Span.
 func RequestTraffic(name string, start time.Time, reqs []Request, opt TrafficOptions) (*Traffic, error) {
-	opt.defaults()
+	if err := opt.defaults(); err != nil {
+		return nil, fmt.Errorf("building traffic %s: %w", name, err)
+	}
 	if len(reqs) == 0 {
 		return nil, fmt.Errorf("building traffic %s: no requests", name)
 	}
@@ -306,7 +333,9 @@ func ReadRateCSV(path string) (RateSeries, error) {
 // is 100 sends its window's requests in a few clumps, and a Poisson stream's
 // fall uniformly. Each request gets the constant token sizes of the options.
 func RateTraffic(rs RateSeries, opt TrafficOptions) (*Traffic, error) {
-	opt.defaults()
+	if err := opt.defaults(); err != nil {
+		return nil, fmt.Errorf("building traffic %s: %w", rs.Name, err)
+	}
 	windows := rs.Len()
 	if windows == 0 || rs.Window <= 0 {
 		return nil, fmt.Errorf("building traffic %s: empty rate series", rs.Name)
@@ -369,7 +398,7 @@ func RateTraffic(rs RateSeries, opt TrafficOptions) (*Traffic, error) {
 					} else {
 						f = rng.Float64()
 					}
-					at := (start + time.Duration(f*float64(rs.Window)) - shift) % full
+					at := (start + time.Duration(f*float64(rs.Window)) + shift) % full
 					if at < 0 {
 						at += full
 					}
