@@ -201,6 +201,21 @@ func drawFrontier(c canvas, rep *Report, top float64) {
 	axes(c, x0, x1, y0, y1, xmax, ymax, "", "waited %")
 	sx := func(v float64) float64 { return x0 + (x1-x0)*v/xmax }
 	sy := func(v float64) float64 { return y0 - (y0-y1)*v/ymax }
+	// Policies with the same outcome (reactive and an empty schedule) share a
+	// point: each label moves below the ones already near it so all stay legible.
+	var placed [][2]float64
+	label := func(x, y float64) float64 {
+		for moved := true; moved; {
+			moved = false
+			for _, p := range placed {
+				if math.Abs(p[0]-x) < 80 && math.Abs(p[1]-y) < 11 {
+					y, moved = p[1]+12, true
+				}
+			}
+		}
+		placed = append(placed, [2]float64{x, y})
+		return y
+	}
 	groups := map[string][]*Result{}
 	var kinds []string
 	for _, r := range rep.Results {
@@ -224,7 +239,7 @@ func drawFrontier(c canvas, rep *Report, top float64) {
 		for _, r := range g {
 			x, y := sx(r.IdleGPUHours()), sy(100*r.WaitedShare)
 			c.circle(x, y, 4, col)
-			c.text(x+6, y-6, r.Policy, 10, col, "start")
+			c.text(x+6, label(x+6, y-6), r.Policy, 10, col, "start")
 		}
 		c.circle(x1+18, y1+12+16*float64(i), 4, col)
 		c.text(x1+28, y1+16+16*float64(i), k, 11, "#000", "start")
