@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// freePort asks the kernel for a free TCP port on host.
+// FreePort asks the kernel for a free TCP port on host.
 func FreePort(host string) (int, error) {
 	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {

@@ -380,14 +380,11 @@ func (p *Provisioner) scaleUp(ctx context.Context, now time.Time, nodes []*corev
 		} else if !NodeSchedulable(n) {
 			continue
 		}
+		c := &capacity{group: g, labels: n.Labels, taints: taints, free: free}
 		for _, pod := range byNode[n.Name] {
-			for name, q := range podRequests(pod) {
-				f := free[name]
-				f.Sub(q)
-				free[name] = f
-			}
+			c.take(podRequests(pod))
 		}
-		room = append(room, &capacity{group: g, labels: n.Labels, taints: taints, free: free})
+		room = append(room, c)
 	}
 	for _, u := range p.inflight {
 		g := p.group(u.group)
@@ -497,15 +494,11 @@ func (p *Provisioner) scaleDown(ctx context.Context, now time.Time, nodes []*cor
 			if n.DeletionTimestamp != nil || !NodeSchedulable(n) {
 				continue
 			}
-			free := n.Status.Allocatable.DeepCopy()
+			c := &capacity{labels: n.Labels, taints: n.Spec.Taints, free: n.Status.Allocatable.DeepCopy()}
 			for _, pod := range onNode[n.Name] {
-				for rn, q := range podRequests(pod) {
-					f := free[rn]
-					f.Sub(q)
-					free[rn] = f
-				}
+				c.take(podRequests(pod))
 			}
-			room[n.Name] = &capacity{labels: n.Labels, taints: n.Spec.Taints, free: free}
+			room[n.Name] = c
 		}
 		for _, pod := range pending {
 			req := podRequests(pod)
