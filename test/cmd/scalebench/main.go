@@ -345,8 +345,6 @@ func scrape(url, name string) float64 {
 	return sum
 }
 
-// histQuantiles returns the bucket upper bounds holding the 50th and 99th
-// percentiles of a histogram, and its count.
 // histQuantiles reads a histogram from a metrics page: the bucket bounds that
 // hold its p50 and p99, how many observations were over 100 ms, and how many
 // there were.
